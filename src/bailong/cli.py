@@ -1,0 +1,117 @@
+"""The `bailong` command: one subcommand per stage, each `bailong STAGE CONFIG.yaml [--set k=v ...]`."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from bailong import __version__
+from bailong.errors import BailongError, NotImplementedStage
+
+app = typer.Typer(
+    help="bailong: teach an English-centric LLM Traditional Chinese (the Bailong method, arXiv 2404.00862).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+ConfigArg = Annotated[Path, typer.Argument(help="the stage's YAML config", show_default=False)]
+SetOpt = Annotated[
+    Optional[list[str]], typer.Option("--set", "-s", help="override a key, e.g. --set vocab.new_tokens=500 (YAML value)")
+]
+PrintOpt = Annotated[bool, typer.Option("--print-config", help="print the resolved, validated config and exit")]
+DebugOpt = Annotated[bool, typer.Option("--debug", help="show full tracebacks")]
+OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="replace a non-empty output_dir")]
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"bailong {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="print the version")] = False,
+) -> None:
+    """bailong: teach an English-centric LLM Traditional Chinese."""
+
+
+def _run(stage: str, config: Path, overrides: list[str] | None, print_config: bool, debug: bool, body: Callable) -> None:
+    from bailong.config import dump_config, load_config
+
+    _quiet_libraries(debug)
+    try:
+        cfg = load_config(stage, config, overrides or [])
+        if print_config:
+            print(dump_config(cfg), end="")
+            return
+        body(cfg)
+    except BailongError as exc:
+        if debug:
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        raise typer.Exit(exc.exit_code) from None
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        raise typer.Exit(130) from None
+    except Exception as exc:  # noqa: BLE001 - one line instead of a traceback; --debug shows it
+        if debug:
+            raise
+        print(f"error: {type(exc).__name__}: {exc} (rerun with --debug for the traceback)", file=sys.stderr)
+        raise typer.Exit(1) from None
+
+
+def _quiet_libraries(debug: bool) -> None:
+    logging.basicConfig(level=logging.DEBUG if debug else logging.INFO, format="%(message)s")
+    for name in ("transformers", "datasets", "huggingface_hub", "urllib3", "filelock"):
+        logging.getLogger(name).setLevel(logging.INFO if debug else logging.ERROR)
+    if not debug:
+        import warnings
+
+        warnings.filterwarnings("ignore")
+
+
+def _not_implemented(stage: str) -> Callable:
+    def body(cfg) -> None:
+        raise NotImplementedStage(f"bailong {stage}: not implemented yet (the config is valid)")
+
+    return body
+
+
+@app.command("extend-vocab")
+def extend_vocab_command(
+    config: ConfigArg, set_: SetOpt = None, print_config: PrintOpt = False, overwrite: OverwriteOpt = False, debug: DebugOpt = False
+) -> None:
+    """Train a TC tokenizer on a corpus and merge it into the base tokenizer."""
+    from bailong.extend_vocab import extend_vocab
+
+    _run("extend-vocab", config, set_, print_config, debug, lambda cfg: extend_vocab(cfg, overwrite=overwrite))
+
+
+@app.command("pretrain")
+def pretrain_command(config: ConfigArg, set_: SetOpt = None, print_config: PrintOpt = False, debug: DebugOpt = False) -> None:
+    """QLoRA continual pre-training on a TC-heavy corpus (not implemented yet)."""
+    _run("pretrain", config, set_, print_config, debug, _not_implemented("pretrain"))
+
+
+@app.command("sft")
+def sft_command(config: ConfigArg, set_: SetOpt = None, print_config: PrintOpt = False, debug: DebugOpt = False) -> None:
+    """Supervised fine-tuning on multi-turn chat data (not implemented yet)."""
+    _run("sft", config, set_, print_config, debug, _not_implemented("sft"))
+
+
+@app.command("eval")
+def eval_command(config: ConfigArg, set_: SetOpt = None, print_config: PrintOpt = False, debug: DebugOpt = False) -> None:
+    """Bits per character, multiple choice and an LLM-as-judge bench (not implemented yet)."""
+    _run("eval", config, set_, print_config, debug, _not_implemented("eval"))
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,104 @@
+"""Checks every guarantee of an extended tokenizer against its base, and measures what the extension buys."""
+
+from __future__ import annotations
+
+from importlib import resources
+
+from bailong.vocab.extend import byte_level_text
+from bailong.vocab.train import has_cjk
+from bailong.vocab.write import ExtendedTokenizer
+
+
+def english_probe() -> list[str]:
+    text = resources.files("bailong.demo_data").joinpath("english_probe.txt").read_text(encoding="utf-8")
+    return [line for line in text.splitlines() if line.strip()]
+
+
+def _ids(tokenizer, texts: list[str]) -> list[list[int]]:
+    return tokenizer(texts, add_special_tokens=False)["input_ids"] if texts else []
+
+
+def tokens_per_char(tokenizer, texts: list[str]) -> float:
+    chars = sum(len(t) for t in texts)
+    return sum(len(ids) for ids in _ids(tokenizer, texts)) / max(1, chars)
+
+
+def token_texts(result: ExtendedTokenizer) -> dict[int, str]:
+    """id -> text for every appended token that is whole text (byte-level merge steps may be partial characters)."""
+    vocab = result.tokenizer.get_vocab()
+    out = {}
+    for token in result.extension.tokens:
+        if result.family == "sentencepiece":
+            out[vocab[token]] = token
+            continue
+        try:
+            out[vocab[token]] = byte_level_text(token).decode("utf-8")
+        except UnicodeDecodeError:
+            continue
+    return out
+
+
+def check_extension(base_tok, result: ExtendedTokenizer, docs: list[str], held_out: list[str]) -> dict:
+    """The report: what was added, tokens per character before and after, and each guarantee as a boolean."""
+    new_tok = result.tokenizer
+    failures: list[str] = []
+
+    untouched = english_probe() + [d for d in docs if not has_cjk(d)][:500]
+    changed = [t for t, a, b in zip(untouched, _ids(base_tok, untouched), _ids(new_tok, untouched)) if a != b]
+    if changed:
+        failures.append(f"text without new pieces changed ids, e.g. {changed[0][:60]!r}")
+
+    texts = token_texts(result)
+    prefix = new_tok.convert_tokens_to_ids("▁") if result.family == "sentencepiece" else None
+    unreachable = []
+    for (token_id, text), ids in zip(texts.items(), _ids(new_tok, list(texts.values()))):
+        if ids != [token_id] and ids != [prefix, token_id]:
+            unreachable.append(text)
+    if unreachable:
+        failures.append(f"{len(unreachable)} new pieces are not reachable, e.g. {unreachable[:3]}")
+
+    sample = docs + held_out
+    broken = 0
+    for doc, base_ids, new_ids in zip(sample, _ids(base_tok, sample), _ids(new_tok, sample)):
+        base_ok = base_tok.decode(base_ids) == doc
+        if base_ok and new_tok.decode(new_ids) != doc:
+            broken += 1
+    if broken:
+        failures.append(f"decode(encode(x)) != x for {broken} documents that the base round-trips")
+
+    report = {
+        "family": result.family,
+        "base_vocab_size": result.base_size,
+        "vocab_size": len(new_tok),
+        "tokens_added": len(result.extension.tokens),
+        "pieces_added": len(result.extension.pieces),
+        "merge_steps_added": len(result.extension.tokens) - len(texts),
+        "tokens_per_char_before": round(tokens_per_char(base_tok, held_out or docs), 4),
+        "tokens_per_char_after": round(tokens_per_char(new_tok, held_out or docs), 4),
+        "measured_on": "held-out documents" if held_out else "training documents",
+        "english_ids_unchanged": not changed,
+        "all_new_pieces_reachable": not unreachable,
+        "roundtrip_ok": broken == 0,
+    }
+    if result.sp_model is not None:
+        disagree = _sentencepiece_disagreements(base_tok, result, sample)
+        report["sentencepiece_matches_hf"] = disagree == 0
+        if disagree:
+            failures.append(f"sentencepiece and the HF tokenizer disagree on {disagree} documents")
+    report["failures"] = failures
+    return report
+
+
+def _sentencepiece_disagreements(base_tok, result: ExtendedTokenizer, docs: list[str]) -> int:
+    """Documents where sentencepiece and the HF tokenizer encode differently after the merge but agreed before."""
+    import sentencepiece as spm
+
+    merged = spm.SentencePieceProcessor(model_file=str(result.sp_model))
+    base_sp = spm.SentencePieceProcessor(model_file=str(result.base_sp_model))
+    disagree = 0
+    new_ids, base_ids = _ids(result.tokenizer, docs), _ids(base_tok, docs)
+    merged_ids, base_sp_ids = merged.encode(docs), base_sp.encode(docs)
+    for n_hf, n_sp, b_hf, b_sp in zip(new_ids, merged_ids, base_ids, base_sp_ids):
+        if b_hf == b_sp and n_hf != n_sp:
+            disagree += 1
+    return disagree

@@ -1,0 +1,150 @@
+"""Trains a SentencePiece model on the corpus and turns it into an ordered list of candidate pieces."""
+
+from __future__ import annotations
+
+import io
+import os
+import random
+import re
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from tqdm import tqdm
+
+from bailong.config import VocabConfig
+from bailong.errors import BailongError
+
+# Han ideographs (incl. extensions and compatibility), CJK punctuation (minus the ideographic space), bopomofo,
+# CJK compatibility forms and full-width forms.
+CJK_CLASS = "\u3001-\u303f\u3100-\u312f\u31a0-\u31bf\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\ufe30-\ufe4f\uff00-\uffef\U00020000-\U0003134f"
+CJK_RUN = re.compile(f"[{CJK_CLASS}]+")
+_ALL_CJK = re.compile(f"[{CJK_CLASS}]+")
+
+
+def is_cjk(text: str) -> bool:
+    return bool(text) and _ALL_CJK.fullmatch(text) is not None
+
+
+def has_cjk(text: str) -> bool:
+    return CJK_RUN.search(text) is not None
+
+
+@dataclass
+class Candidates:
+    pieces: list[str]  # in the order they should be added
+    counts: Counter  # piece -> occurrences in the trained model's segmentation of the corpus
+    char_counts: Counter  # character -> occurrences in the training sentences
+    sentences: int
+    trained_vocab_size: int
+    corpus_limited: bool  # the corpus could not support a bigger SentencePiece model
+
+
+def training_sentences(docs: Iterable[str], cfg: VocabConfig) -> list[str]:
+    """The sentences the tokenizer trains on: whole documents, or only their CJK runs with `cjk_only`.
+
+    Keeps at most `cfg.max_sentences` (a uniform reservoir sample), as SentencePiece would.
+    """
+    rng = random.Random(cfg.seed)
+    sample: list[str] = []
+    seen = 0
+    for doc in tqdm(docs, desc="reading corpus", unit=" docs", mininterval=1.0):
+        parts = CJK_RUN.findall(doc) if cfg.cjk_only else [doc]
+        for part in parts:
+            seen += 1
+            if len(sample) < cfg.max_sentences:
+                sample.append(part)
+            else:
+                j = rng.randrange(seen)
+                if j < cfg.max_sentences:
+                    sample[j] = part
+    return sample
+
+
+def _train(sentences: list[str], cfg: VocabConfig, vocab_size: int) -> bytes:
+    import sentencepiece as spm
+
+    writer = io.BytesIO()
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=iter(sentences),
+        model_writer=writer,
+        model_type=cfg.model_type,
+        vocab_size=vocab_size,
+        character_coverage=cfg.character_coverage,
+        byte_fallback=True,
+        split_digits=True,
+        add_dummy_prefix=not cfg.cjk_only,
+        normalization_rule_name="identity",
+        remove_extra_whitespaces=False,
+        max_sentence_length=1 << 16,
+        num_threads=os.cpu_count() or 1,
+        seed_sentencepiece_size=max(1_000_000, vocab_size * 20),
+        minloglevel=2,
+    )
+    return writer.getvalue()
+
+
+_TOO_HIGH = re.compile(r"value <= (\d+)")
+
+
+def train_candidates(sentences: list[str], cfg: VocabConfig, wanted: int, known: set[str]) -> Candidates:
+    """Trains SentencePiece on `sentences` with room for `wanted` usable new pieces (not in `known`)."""
+    import sentencepiece as spm
+
+    if not sentences:
+        raise BailongError(
+            "the corpus has no text to train on"
+            + (" (no CJK characters; set vocab.cjk_only: false for other scripts)" if cfg.cjk_only else "")
+        )
+    char_counts: Counter = Counter()
+    for s in sentences:
+        char_counts.update(s)
+    # Room for the bytes, every character SentencePiece must keep, and the pieces wanted on top.
+    vocab_size = wanted + 259 + 64 + len(char_counts)
+    corpus_limited = False
+    for _attempt in range(4):
+        try:
+            proto = _train(sentences, cfg, vocab_size)
+        except RuntimeError as exc:
+            limit = _TOO_HIGH.search(str(exc))
+            if not limit:
+                raise BailongError(f"SentencePiece training failed: {exc}") from None
+            vocab_size, corpus_limited = int(limit.group(1)), True
+            if vocab_size <= 259 + 3:
+                raise BailongError("the corpus is too small to train a tokenizer on; add more text") from None
+            proto = _train(sentences, cfg, vocab_size)
+        sp = spm.SentencePieceProcessor(model_proto=proto)
+        ordered = _ordered_pieces(sp, cfg)
+        usable = [p for p in ordered if p not in known]
+        if corpus_limited or len(usable) >= wanted:
+            break
+        vocab_size = int(vocab_size * min(3.0, 1.1 * wanted / max(1, len(usable))))
+    counts: Counter = Counter()
+    for ids in sp.encode(sentences, out_type=str):
+        counts.update(ids)
+    pieces = _prioritize(ordered, counts, char_counts, cfg)
+    return Candidates(pieces, counts, char_counts, len(sentences), sp.get_piece_size(), corpus_limited)
+
+
+def _ordered_pieces(sp, cfg: VocabConfig) -> list[str]:
+    """The model's normal pieces by score (for BPE: merge order), filtered by `cjk_only`."""
+    pieces = []
+    for i in range(sp.get_piece_size()):
+        if sp.is_control(i) or sp.is_unknown(i) or sp.is_byte(i) or sp.is_unused(i):
+            continue
+        piece = sp.id_to_piece(i)
+        if cfg.cjk_only and not is_cjk(piece):
+            continue
+        pieces.append((-sp.get_score(i), i, piece))
+    return [p for _, _, p in sorted(pieces)]
+
+
+def _prioritize(ordered: list[str], counts: Counter, char_counts: Counter, cfg: VocabConfig) -> list[str]:
+    """Single characters first by frequency (each replaces several byte tokens), then longer pieces in model order.
+
+    Pieces seen fewer than `min_frequency` times in the corpus are dropped.
+    """
+    chars = sorted((p for p in ordered if len(p) == 1), key=lambda c: -char_counts[c])
+    chars = [c for c in chars if char_counts[c] >= cfg.min_frequency]
+    longer = [p for p in ordered if len(p) > 1 and counts[p] >= cfg.min_frequency]
+    return chars + longer
