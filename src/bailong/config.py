@@ -28,6 +28,7 @@ LocalPath = Annotated[str, PathMarker(always=True)]
 Source = Annotated[str, PathMarker(always=False)]
 
 DATA_SUFFIXES = (".txt", ".jsonl", ".json", ".parquet", ".gz")
+_LOCAL_SUFFIXES = DATA_SUFFIXES + (".model", ".gguf", ".yaml")
 
 
 def _resolve(value: str, base: Path, always: bool) -> str:
@@ -35,7 +36,7 @@ def _resolve(value: str, base: Path, always: bool) -> str:
     if os.path.isabs(expanded):
         return expanded
     candidate = base / expanded
-    looks_local = always or value.startswith((".", "~")) or candidate.exists() or value.endswith((".model", ".gguf"))
+    looks_local = always or value.startswith((".", "~")) or candidate.exists() or value.endswith(_LOCAL_SUFFIXES)
     return str(candidate.resolve()) if looks_local else value
 
 

@@ -16,7 +16,7 @@ from bailong.outputs import atomic_output_dir, check_output_dir
 from bailong.table import print_table
 from bailong.vocab.checks import check_extension
 from bailong.vocab.train import train_candidates, training_sentences
-from bailong.vocab.write import detect_family, extend_byte_level, extend_sentencepiece, known_texts
+from bailong.vocab.write import char_cost, detect_family, extend_byte_level, extend_sentencepiece, known_texts
 
 REPORT_FILE = "extend_vocab_report.json"
 CHECK_DOCS = 2000  # documents of each split kept for the checks
@@ -59,12 +59,6 @@ def extend_vocab(cfg: ExtendVocabConfig, overwrite: bool = False) -> dict:
     check_output_dir(Path(cfg.output_dir), overwrite)
     timings: dict[str, float] = {}
     start = time.perf_counter()
-    source = cfg.model.tokenizer_source
-    base_tok = load_tokenizer(source, revision=cfg.model.revision, trust_remote_code=cfg.model.trust_remote_code)
-    family = detect_family(source, base_tok)
-    timings["load_base_s"] = time.perf_counter() - start
-
-    start = time.perf_counter()
     split = _Split(CorpusReader(cfg.data), cfg.vocab.held_out, cfg.vocab.seed)
     sentences = training_sentences(split, cfg.vocab)
     if split.documents == 0:
@@ -72,8 +66,14 @@ def extend_vocab(cfg: ExtendVocabConfig, overwrite: bool = False) -> dict:
     timings["read_corpus_s"] = time.perf_counter() - start
 
     start = time.perf_counter()
+    source = cfg.model.tokenizer_source
+    base_tok = load_tokenizer(source, revision=cfg.model.revision, trust_remote_code=cfg.model.trust_remote_code)
+    family = detect_family(source, base_tok)
+    timings["load_base_s"] = time.perf_counter() - start
+
+    start = time.perf_counter()
     known = known_texts(family, base_tok)
-    candidates = train_candidates(sentences, cfg.vocab, cfg.vocab.new_tokens, known)
+    candidates = train_candidates(sentences, cfg.vocab, cfg.vocab.new_tokens, known, char_cost(family, base_tok))
     timings["train_tokenizer_s"] = time.perf_counter() - start
 
     with atomic_output_dir(cfg.output_dir, overwrite) as out:

@@ -51,9 +51,9 @@ def resolve_source(name_or_path: str) -> Source:
         return Source("hf_dir", str(embedded_checkpoint()))
     path = Path(os.path.expanduser(name_or_path))
     if path.is_file():
-        if path.suffix == ".gguf":
+        if path.suffix == ".gguf" or path.open("rb").read(4) == b"GGUF":
             return Source("gguf", str(path.parent), gguf_file=path.name)
-        if path.suffix == ".model":
+        if _is_sentencepiece(path):
             return Source("sentencepiece", str(path))
         raise BailongError(f"{path}: not a model source; expected an HF dir, a .gguf file or a SentencePiece .model file")
     if path.is_dir():
@@ -68,6 +68,18 @@ def resolve_source(name_or_path: str) -> Source:
             f"use '{EMBEDDED_DEFAULT}' for the embedded default"
         )
     return Source("hub", name_or_path)
+
+
+def _is_sentencepiece(path: Path) -> bool:
+    from google.protobuf.message import DecodeError
+    from sentencepiece import sentencepiece_model_pb2 as pb
+
+    proto = pb.ModelProto()
+    try:
+        proto.ParseFromString(path.read_bytes())
+    except DecodeError:
+        return False
+    return len(proto.pieces) > 0
 
 
 def embedded_gguf() -> Path:

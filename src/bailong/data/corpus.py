@@ -87,10 +87,12 @@ class CorpusReader:
                     yield text
 
     def _dataset(self, name: str) -> Iterator[str]:
+        """A `datasets` name, optionally with a config after a colon: `wikimedia/wikipedia:20231101.zh`."""
         import datasets
 
+        name, _, subset = name.partition(":")
         try:
-            dataset = datasets.load_dataset(name, split="train", streaming=True)
+            dataset = datasets.load_dataset(name, subset or None, split="train", streaming=True)
         except Exception as exc:  # noqa: BLE001 - datasets raises many types for a bad name
             raise BailongError(f"data.files: cannot load the dataset {name!r}: {exc}") from None
         for row in dataset:

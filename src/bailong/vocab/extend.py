@@ -163,7 +163,7 @@ class ByteLevelVocabulary(BpeVocabulary):
     def __init__(self, tokenizer_json: dict, pre_tokenizer):
         model = tokenizer_json["model"]
         added = tokenizer_json.get("added_tokens", [])
-        super().__init__(model["vocab"], first_id=1 + max(max(model["vocab"].values()), *(t["id"] for t in added)))
+        super().__init__(model["vocab"], first_id=1 + max([*model["vocab"].values(), *(t["id"] for t in added)]))
         self.merge_rank = {}
         for i, merge in enumerate(model["merges"]):
             left, right = merge.split(" ", 1) if isinstance(merge, str) else merge

@@ -87,8 +87,11 @@ def _train(sentences: list[str], cfg: VocabConfig, vocab_size: int) -> bytes:
 _TOO_HIGH = re.compile(r"value <= (\d+)")
 
 
-def train_candidates(sentences: list[str], cfg: VocabConfig, wanted: int, known: set[str]) -> Candidates:
-    """Trains SentencePiece on `sentences` with room for `wanted` usable new pieces (not in `known`)."""
+def train_candidates(sentences: list[str], cfg: VocabConfig, wanted: int, known: set[str], char_cost) -> Candidates:
+    """Trains SentencePiece on `sentences` with room for `wanted` usable new pieces (not in `known`).
+
+    `char_cost(c)` is how many base tokens the character `c` takes.
+    """
     import sentencepiece as spm
 
     if not sentences:
@@ -122,7 +125,7 @@ def train_candidates(sentences: list[str], cfg: VocabConfig, wanted: int, known:
     counts: Counter = Counter()
     for ids in sp.encode(sentences, out_type=str):
         counts.update(ids)
-    pieces = _prioritize(ordered, counts, char_counts, cfg)
+    pieces = _prioritize(ordered, counts, char_counts, cfg, char_cost)
     return Candidates(pieces, counts, char_counts, len(sentences), sp.get_piece_size(), corpus_limited)
 
 
@@ -139,12 +142,41 @@ def _ordered_pieces(sp, cfg: VocabConfig) -> list[str]:
     return [p for _, _, p in sorted(pieces)]
 
 
-def _prioritize(ordered: list[str], counts: Counter, char_counts: Counter, cfg: VocabConfig) -> list[str]:
-    """Single characters first by frequency (each replaces several byte tokens), then longer pieces in model order.
+def _prioritize(ordered: list[str], counts: Counter, char_counts: Counter, cfg: VocabConfig, char_cost) -> list[str]:
+    """Orders candidates by the tokens they save on the corpus, counting a piece's use inside longer pieces too.
 
-    Pieces seen fewer than `min_frequency` times in the corpus are dropped.
+    A piece's uses are its own occurrences in the trained model's segmentation plus the uses of every piece built
+    from it (BPE builds each piece from two earlier ones). A character saves `char_cost(c) - 1` tokens per use (the
+    byte tokens it replaces), a longer piece one token per use. A piece is always worth at least as much as any piece
+    built from it, so the order keeps every piece after its parts. Pieces used fewer than `min_frequency` times go.
     """
-    chars = sorted((p for p in ordered if len(p) == 1), key=lambda c: -char_counts[c])
-    chars = [c for c in chars if char_counts[c] >= cfg.min_frequency]
-    longer = [p for p in ordered if len(p) > 1 and counts[p] >= cfg.min_frequency]
-    return chars + longer
+    position = {p: i for i, p in enumerate(ordered)}
+    uses = {p: float(counts[p]) for p in ordered}
+    for piece in reversed(ordered):  # children come after their parents in BPE order
+        if len(piece) == 1:
+            continue
+        split = _parent_split(piece, position)
+        if split:
+            for parent in split:
+                uses[parent] += uses[piece]
+    value = {}
+    for piece in ordered:
+        if len(piece) == 1:
+            uses[piece] = float(char_counts[piece])
+            value[piece] = uses[piece] * max(1, char_cost(piece) - 1)
+        else:
+            value[piece] = uses[piece]
+    kept = [p for p in ordered if uses[p] >= cfg.min_frequency]
+    return sorted(kept, key=lambda p: (-value[p], position[p]))
+
+
+def _parent_split(piece: str, position: dict[str, int]) -> tuple[str, str] | None:
+    """The two earlier pieces that `piece` is made of (the split whose later part is earliest), if any."""
+    best = None
+    for i in range(1, len(piece)):
+        left, right = piece[:i], piece[i:]
+        if left in position and right in position:
+            key = max(position[left], position[right])
+            if best is None or key < best[0]:
+                best = (key, (left, right))
+    return best[1] if best else None

