@@ -1,6 +1,4 @@
 import json
-import os
-import sys
 from importlib.util import find_spec
 from pathlib import Path
 
@@ -48,3 +46,27 @@ def read_report(out: Path) -> dict:
 @pytest.fixture(scope="session")
 def mistral_model() -> Path:
     return MISTRAL_V1
+
+
+def tiny_llama(path: Path, tokenizer_source: str, *, vocab_size: int | None = None, tied: bool = False) -> Path:
+    """A tiny random Llama saved as an HF dir with the given base tokenizer beside it (sizes multiple of 32)."""
+    import shutil
+
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from bailong.loading import load_tokenizer, sentencepiece_file
+
+    tok = load_tokenizer(tokenizer_source)
+    config = LlamaConfig(
+        vocab_size=vocab_size or len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512, tie_word_embeddings=tied,
+        bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
+    )
+    torch.manual_seed(0)
+    LlamaForCausalLM(config).save_pretrained(path)
+    tok.save_pretrained(path)
+    sp = sentencepiece_file(tokenizer_source)
+    if sp is not None:
+        shutil.copy(sp, path / "tokenizer.model")
+    return path

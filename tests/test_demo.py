@@ -20,3 +20,22 @@ def test_demo_extend_vocab_console_script(tmp_path):
     assert report["tokens_added"] == 2000
     assert report["tokens_per_char_after"] < 0.6 * report["tokens_per_char_before"]
     assert "tokens_per_char_after" in proc.stdout
+    assert (tmp_path / "out" / "bailong_extension.json").exists()
+    assert report["checkpoint"]["tied_embeddings"] is True
+
+    # The extended SmolLM2 loads with plain transformers, keeps the base's logits on English, and generates.
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from bailong.loading import embedded_checkpoint
+
+    model = AutoModelForCausalLM.from_pretrained(tmp_path / "out")
+    base = AutoModelForCausalLM.from_pretrained(embedded_checkpoint())
+    tok = AutoTokenizer.from_pretrained(tmp_path / "out")
+    english = tok("The weather in the harbour town was mild.", return_tensors="pt").input_ids
+    with torch.no_grad():
+        assert torch.allclose(model(english).logits[..., :49152], base(english).logits, atol=1e-4)
+    prompt = tok.apply_chat_template([{"role": "user", "content": "台灣的首都是哪裡？"}], add_generation_prompt=True,
+                                     return_tensors="pt", return_dict=True)
+    out = model.generate(**prompt, max_new_tokens=8, do_sample=False)
+    assert out.shape[1] > prompt["input_ids"].shape[1]

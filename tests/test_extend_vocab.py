@@ -1,7 +1,6 @@
 """extend-vocab on both tokenizer families, each guarantee checked here independently of the stage's own report."""
 
 import json
-from pathlib import Path
 
 import pytest
 import sentencepiece as spm

@@ -2,7 +2,6 @@
 
 import json
 
-import pytest
 
 from bailong.vocab.extend import ByteLevelVocabulary, SentencePieceVocabulary, bpe_encode
 from conftest import read_report, run_cli, write_config
@@ -127,3 +126,18 @@ def test_byte_level_chain_uses_partial_character_steps():
     assert len(ext.tokens) == 2 and ext.pieces == ["台"]
     assert ext.merges[1] == (ext.tokens[0], BYTE_TO_CHAR["台".encode()[2]])
     assert vocab.encode_word("台") == [ext.tokens[1]]
+
+
+def test_user_words_are_forced_in_and_unigram_works(tmp_path, mistral_model):
+    corpus = tmp_path / "c.txt"
+    corpus.write_text("\n".join(TC_LINES * 20) + "\n", encoding="utf-8")
+    cfg = config(tmp_path, mistral_model, [corpus], model_type="unigram", user_words=["珍珠奶茶"], held_out=0)
+    result = run(tmp_path, cfg)
+    assert result.code == 0, result.stderr
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tmp_path / "out")
+    ids = tok("珍珠奶茶", add_special_tokens=False).input_ids
+    assert tok.convert_ids_to_tokens(ids[-1]) == "珍珠奶茶" and len(ids) <= 2
+    report = read_report(tmp_path / "out")
+    assert report["all_new_pieces_reachable"] and report["sentencepiece_matches_hf"]

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from bailong.errors import BailongError
 
@@ -99,7 +99,7 @@ class TrainConfig(Section):
     grad_accum: int = Field(1, gt=0)
     warmup_ratio: float = Field(0.03, ge=0, lt=1)
     save_steps: int = Field(500, gt=0)
-    resume: Union[Literal["auto", "never"], LocalPath] = "auto"
+    resume: str = Field("auto", description="auto (the newest complete checkpoint), never, or a checkpoint folder")
     seed: int = 42
 
 
@@ -125,6 +125,18 @@ class VocabConfig(Section):
         return value
 
 
+class EmbeddingsConfig(Section):
+    """How extend-vocab initializes the embedding rows of the new tokens (when it writes a checkpoint)."""
+
+    init: Literal["zip-tie", "subword-mean", "mean", "random"] = "zip-tie"
+    decay: float = Field(0.8, ge=0, le=4, description="zip-tie: piece i of a token's text weighs decay**i (1 = mean)")
+    output_row: Literal["pieces", "first"] = Field(
+        "pieces", description="zip-tie, untied bases: LM head row from the weighted pieces, or the first piece only"
+    )
+    pad_to_multiple_of: int | None = Field(None, gt=0, description="pad the matrices (padded rows stay unreachable)")
+    seed: int = 0
+
+
 class StageConfig(Section):
     output_dir: LocalPath
 
@@ -133,6 +145,7 @@ class ExtendVocabConfig(StageConfig):
     model: ModelConfig
     data: DataConfig
     vocab: VocabConfig = Field(default_factory=VocabConfig)
+    embeddings: EmbeddingsConfig = Field(default_factory=EmbeddingsConfig)
 
     @field_validator("model")
     @classmethod
@@ -227,8 +240,7 @@ def resolve_paths(raw: Any, model: type[BaseModel], base: Path) -> Any:
         field = model.model_fields.get(key)
         if field is None or value is None:
             continue
-        annotation = Annotated[field.annotation, *field.metadata] if field.metadata else field.annotation
-        marker = _path_marker(annotation)
+        marker = next((m for m in field.metadata if isinstance(m, PathMarker)), None) or _path_marker(field.annotation)
         sub = _submodel(field.annotation)
         if marker and isinstance(value, str):
             out[key] = _resolve(value, base, marker.always)

@@ -8,6 +8,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from bailong.checkpoint import write_extended_checkpoint
 from bailong.config import ExtendVocabConfig, dump_config
 from bailong.data import CorpusReader, split_held_out
 from bailong.errors import BailongError
@@ -102,6 +103,9 @@ def extend_vocab(cfg: ExtendVocabConfig, overwrite: bool = False) -> dict:
             new_tokens_sample=result.extension.pieces[:20],
             timings={k: round(v, 2) for k, v in timings.items()},
         )
+        if cfg.model.name_or_path:
+            extension = write_extended_checkpoint(cfg, result.tokenizer, report, out)
+            report["checkpoint"] = {k: extension[k] for k in ("embedding_rows", "tied_embeddings", "dtype", "init_seconds")}
         (out / REPORT_FILE).write_text(json.dumps(report, ensure_ascii=False, indent=2), encoding="utf-8")
         (out / "bailong_config.yaml").write_text(dump_config(cfg), encoding="utf-8")
 
@@ -122,4 +126,9 @@ def _print_report(report: dict, cfg: ExtendVocabConfig) -> None:
               f"{report['tokens_requested']} asked for (vocab.new_tokens); add text to get more")
     if report["skipped_undecodable_lines"]:
         print(f"note: skipped {report['skipped_undecodable_lines']} lines that are not valid UTF-8")
+    if "checkpoint" in report:
+        ckpt = report["checkpoint"]
+        print(f"checkpoint: {ckpt['embedding_rows']} embedding rows ({ckpt['dtype']}, "
+              f"{'tied' if ckpt['tied_embeddings'] else 'untied'}), new rows by {cfg.embeddings.init} "
+              f"in {ckpt['init_seconds']} s")
     print(f"wrote {cfg.output_dir}")

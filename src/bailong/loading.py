@@ -94,7 +94,7 @@ def embedded_gguf() -> Path:
 
 def embedded_checkpoint() -> Path:
     """The embedded SmolLM2 as an HF checkpoint, converted from its GGUF on first use and cached."""
-    target = cache_dir() / EMBEDDED_DEFAULT
+    target = cache_dir() / f"{EMBEDDED_DEFAULT}-v1"  # bump the suffix when the conversion changes
     if (target / "config.json").exists():
         return target
     gguf = embedded_gguf()
@@ -102,11 +102,7 @@ def embedded_checkpoint() -> Path:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
-    gguf_model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
-    # A GGUF-loaded model cannot save_pretrained: build a fresh one and copy the weights in.
-    model = AutoModelForCausalLM.from_config(gguf_model.config)
-    model.load_state_dict(gguf_model.state_dict())
-    model.generation_config = gguf_model.generation_config
+    model = _rebuilt(AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name))
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=target.parent, prefix=f".{EMBEDDED_DEFAULT}-") as tmp:
         model.save_pretrained(tmp)
@@ -119,6 +115,21 @@ def embedded_checkpoint() -> Path:
         else:
             os.makedirs(tmp)  # let TemporaryDirectory clean up a path that exists
     return target
+
+
+def _rebuilt(gguf_model):
+    """A GGUF-loaded model cannot save_pretrained: a fresh model of the same config with its weights copied in."""
+    import copy
+
+    from transformers import AutoModelForCausalLM
+
+    config = copy.deepcopy(gguf_model.config)
+    if hasattr(config, "quantization_config"):  # the weights are dequantized; a saved "gguf" marker would block saving
+        del config.quantization_config
+    model = AutoModelForCausalLM.from_config(config, dtype=gguf_model.dtype)
+    model.load_state_dict(gguf_model.state_dict())
+    model.generation_config = gguf_model.generation_config
+    return model
 
 
 # ---------------------------------------------------------------------------------------------- tokenizers
@@ -210,8 +221,12 @@ def load_model(
     vocab_size: int | None = None,
     lora: LoraConfig | None = None,
     trainable: bool = False,
+    keep_checkpoint_dtype: bool = False,
 ) -> PreTrainedModel:
-    """Loads a causal LM; resizes its embeddings to `vocab_size` before any adapter is attached or loaded."""
+    """Loads a causal LM; resizes its embeddings to `vocab_size` before any adapter is attached or loaded.
+
+    With `keep_checkpoint_dtype`, `model.dtype: auto` keeps the dtype the checkpoint was saved in.
+    """
     from transformers import AutoModelForCausalLM
 
     if model_cfg.name_or_path is None:
@@ -221,6 +236,8 @@ def load_model(
         raise BailongError(f"{source.path}: a SentencePiece .model file is a tokenizer, not a model")
     device = pick_device(model_cfg.device)
     dtype = pick_dtype(model_cfg.dtype, device)
+    if keep_checkpoint_dtype and model_cfg.dtype == "auto":
+        dtype = "auto"
     kwargs = {"dtype": dtype, "revision": model_cfg.revision, "trust_remote_code": model_cfg.trust_remote_code}
     if source.kind == "gguf":
         kwargs["gguf_file"] = source.gguf_file
@@ -231,6 +248,8 @@ def load_model(
         model = AutoModelForCausalLM.from_pretrained(source.path, **kwargs)
     except (OSError, ValueError) as exc:
         raise BailongError(f"cannot load a model from {model_cfg.name_or_path!r}: {exc}") from None
+    if source.kind == "gguf":
+        model = _rebuilt(model)
     if "device_map" not in kwargs:
         model.to(device)
     if vocab_size is not None and vocab_size != model.get_input_embeddings().weight.shape[0]:

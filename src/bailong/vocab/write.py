@@ -10,7 +10,13 @@ from typing import Literal
 
 from bailong.errors import BailongError
 from bailong.loading import load_tokenizer, resolve_source, sentencepiece_file
-from bailong.vocab.extend import ByteLevelVocabulary, Extension, SentencePieceVocabulary, append_to_tokenizer_json
+from bailong.vocab.extend import (
+    ByteLevelVocabulary,
+    Extension,
+    SentencePieceVocabulary,
+    append_to_tokenizer_json,
+    byte_level_text,
+)
 
 Family = Literal["sentencepiece", "byte-level"]
 
@@ -90,8 +96,6 @@ def known_texts(family: Family, base_tok) -> set[str]:
     """Texts that are already one token of the base (so never candidates)."""
     if family == "sentencepiece":
         return set(base_tok.get_vocab())
-    from bailong.vocab.extend import byte_level_text
-
     known = set()
     for token in base_tok.get_vocab():
         try:

@@ -1,0 +1,47 @@
+"""Language-model measurements that compare models across tokenizers."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+
+@torch.no_grad()
+def bits_per_character(model, tokenizer, texts: list[str], max_length: int = 1024, stride: int = 512) -> dict:
+    """Bits per character (tokenizer-independent) and per-token perplexity of `texts`, one document each.
+
+    Each document is scored after one start token (BOS, else EOS) so its first token is predicted too; documents
+    longer than `max_length` tokens are scored with a sliding window that gives every token at least
+    `max_length - stride` tokens of context.
+    """
+    start = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    nll = 0.0
+    tokens = chars = 0
+    for text in texts:
+        ids = [start] + tokenizer(text, add_special_tokens=False)["input_ids"]
+        chars += len(text)
+        tokens += len(ids) - 1
+        scored_until = 1  # positions before this one are already scored (position 0 is never a target)
+        for begin in range(0, max(1, len(ids) - 1), stride):
+            end = min(begin + max_length, len(ids))
+            window = torch.tensor([ids[begin:end]], device=device)
+            logits = model(input_ids=window).logits[0, :-1].float()
+            targets = window[0, 1:]
+            losses = torch.nn.functional.cross_entropy(logits, targets, reduction="none")
+            first_new = max(scored_until, begin + 1) - (begin + 1)
+            nll += losses[first_new:].sum().item()
+            scored_until = end
+            if end == len(ids):
+                break
+    model.train(was_training)
+    return {
+        "bits_per_char": nll / math.log(2) / max(1, chars),
+        "perplexity": math.exp(nll / max(1, tokens)),
+        "tokens_per_char": tokens / max(1, chars),
+        "characters": chars,
+        "tokens": tokens,
+    }
