@@ -68,16 +68,22 @@ def initialize_new_rows(
     generator = torch.Generator().manual_seed(cfg.seed)
     matrices = [embed] if head is None else [embed, head]
     for which, matrix in enumerate(matrices):
-        if cfg.init == "random":
-            noise = torch.randn(len(new_ids), matrix.shape[1], generator=generator) * init_std
-            matrix[new_ids] = noise.to(matrix.dtype)
-        elif cfg.init == "mean":  # LLaMA-Factory's default: the mean of all old rows plus small noise
-            mean = matrix[: min(new_ids)].float().mean(dim=0)
-            noise = torch.randn(len(new_ids), matrix.shape[1], generator=generator) / matrix.shape[1] ** 0.5
-            matrix[new_ids] = (mean + noise * mean.norm() * 0.01).to(matrix.dtype)
+        if cfg.init in ("random", "mean"):
+            _noise_rows(matrix, new_ids, cfg.init, init_std, generator)
         elif cfg.init == "subword-mean":
             _combine(matrix, new_ids, pieces, decay=1.0)
         elif which == 1 and cfg.output_row == "first":  # zip-tie, untied LM head: the piece emitted first
             _combine(matrix, new_ids, pieces, decay=0.0)
         else:  # zip-tie: the input row; the LM head row of an untied base; the one row of a tied base
             _combine(matrix, new_ids, pieces, decay=cfg.decay)
+
+
+def _noise_rows(matrix: torch.Tensor, new_ids: list[int], init: str, init_std: float, generator) -> None:
+    """`random`: normal(0, init_std). `mean` (LLaMA-Factory's default): the mean of all old rows plus small noise."""
+    dim = matrix.shape[1]
+    mean = matrix[: min(new_ids)].float().mean(dim=0) if init == "mean" else None
+    for start in range(0, len(new_ids), CHUNK):
+        chunk = new_ids[start : start + CHUNK]
+        noise = torch.randn(len(chunk), dim, generator=generator)
+        rows = noise * init_std if mean is None else mean + noise * (mean.norm() * 0.01 / dim**0.5)
+        matrix[chunk] = rows.to(matrix.dtype)
