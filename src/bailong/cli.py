@@ -96,9 +96,14 @@ def extend_vocab_command(
 
 
 @app.command("pretrain")
-def pretrain_command(config: ConfigArg, set_: SetOpt = None, print_config: PrintOpt = False, debug: DebugOpt = False) -> None:
-    """QLoRA continual pre-training on a TC-heavy corpus (not implemented yet)."""
-    _run("pretrain", config, set_, print_config, debug, _not_implemented("pretrain"))
+def pretrain_command(
+    config: ConfigArg, set_: SetOpt = None, print_config: PrintOpt = False, overwrite: OverwriteOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """QLoRA continual pre-training on a TC-heavy corpus."""
+    from bailong.pretrain import pretrain
+
+    _run("pretrain", config, set_, print_config, debug, lambda cfg: pretrain(cfg, overwrite=overwrite))
 
 
 @app.command("sft")

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from bailong.errors import BailongError
 
@@ -75,12 +75,11 @@ class LoraConfig(Section):
 
 
 class DataConfig(Section):
-    """Text sources: .txt (one document per line), .jsonl with a text field, or a `datasets` name."""
+    """Text sources: .txt (one document per line), .jsonl with a text field, parquet, or a `datasets` name."""
 
     files: list[Source] = Field(default_factory=list)
     text_field: str = "text"
     on_decode_error: Literal["error", "skip"] = "error"
-    block_size: int = Field(2048, gt=0)
 
     @field_validator("files")
     @classmethod
@@ -91,16 +90,55 @@ class DataConfig(Section):
         return files
 
 
+class TrainDataConfig(DataConfig):
+    """Training text: tokenized, packed into fixed blocks with EOS between documents, split for validation."""
+
+    block_size: int = Field(2048, gt=0, description="tokens per packed training block")
+    weights: list[float] | None = Field(None, description="mixing weights, one per entry of files (e.g. [0.9, 0.1])")
+    streaming: bool = Field(False, description="stream corpora bigger than RAM (needs train.max_steps)")
+    validation: float = Field(0.01, ge=0, lt=1, description="share of documents held out for validation")
+    validation_files: list[Source] = Field(default_factory=list, description="validation text instead of a share")
+    num_proc: int | None = Field(None, gt=0, description="processes for tokenization (datasets.map)")
+
+    @field_validator("weights")
+    @classmethod
+    def _positive(cls, weights: list[float] | None) -> list[float] | None:
+        if weights is not None and (not weights or min(weights) < 0 or sum(weights) <= 0):
+            raise ValueError("mixing weights must be non-negative with a positive sum, one per file")
+        return weights
+
+
 class TrainConfig(Section):
-    max_steps: int = Field(-1, description="-1: train for `epochs`")
-    epochs: float = 1.0
+    """The training loop (transformers Trainer)."""
+
+    max_steps: int = Field(-1, description="optimizer steps; -1: train for `epochs`")
+    epochs: float = Field(1.0, gt=0)
     learning_rate: float = Field(2e-4, gt=0)
-    batch_size: int = Field(1, gt=0)
+    batch_size: int = Field(1, gt=0, description="blocks per device per step")
     grad_accum: int = Field(1, gt=0)
     warmup_ratio: float = Field(0.03, ge=0, lt=1)
+    lr_scheduler: Literal["cosine", "linear", "constant_with_warmup"] = "cosine"
+    weight_decay: float = Field(0.0, ge=0)
+    max_grad_norm: float = Field(1.0, gt=0)
+    optimizer: Literal["adamw_torch", "paged_adamw_8bit", "adamw_8bit", "paged_adamw_32bit"] = "adamw_torch"
+    gradient_checkpointing: bool = True
+    precision: Literal["auto", "bf16", "fp16", "fp32"] = Field("auto", description="auto: bf16 where supported")
+    logging_steps: int = Field(10, gt=0)
+    eval_steps: int | None = Field(None, gt=0, description="evaluate every N steps; default: save_steps")
     save_steps: int = Field(500, gt=0)
+    save_total_limit: int | None = Field(3, gt=0)
     resume: str = Field("auto", description="auto (the newest complete checkpoint), never, or a checkpoint folder")
     seed: int = 42
+    report_to: list[str] = Field(default_factory=list, description="e.g. [tensorboard] or [wandb] when installed")
+
+
+class EmbeddingTrainingConfig(Section):
+    """What trains of the embedding matrix and the LM head."""
+
+    train: Literal["lora", "new-rows", "full", "frozen"] = Field(
+        "lora", description="lora (the paper), new-rows (only rows added by extend-vocab), full, frozen"
+    )
+    learning_rate: float | None = Field(None, gt=0, description="for embedding parameters; default train.learning_rate")
 
 
 class VocabConfig(Section):
@@ -164,10 +202,28 @@ class ExtendVocabConfig(StageConfig):
 
 class PretrainConfig(StageConfig):
     model: ModelConfig
-    quantization: QuantizationConfig = Field(default_factory=QuantizationConfig)
+    quantization: QuantizationConfig = Field(default_factory=lambda: QuantizationConfig(mode="nf4"))
     lora: LoraConfig = Field(default_factory=LoraConfig)
-    data: DataConfig
+    embeddings: EmbeddingTrainingConfig = Field(default_factory=EmbeddingTrainingConfig)
+    data: TrainDataConfig
     train: TrainConfig = Field(default_factory=TrainConfig)
+
+    @field_validator("data")
+    @classmethod
+    def _needs_files(cls, data: TrainDataConfig) -> TrainDataConfig:
+        if not data.files:
+            raise ValueError("data.files is empty: list the training text (.txt, .jsonl, .parquet or a datasets name)")
+        if data.weights is not None and len(data.weights) != len(data.files):
+            raise ValueError(f"data.weights has {len(data.weights)} entries for {len(data.files)} files; give one each")
+        return data
+
+    @model_validator(mode="after")
+    def _streaming_needs_max_steps(self) -> "PretrainConfig":
+        if self.data.streaming and self.train.max_steps <= 0:
+            raise ValueError("data.streaming needs train.max_steps: a stream has no length to count epochs by")
+        if self.data.streaming and self.data.validation > 0 and not self.data.validation_files:
+            raise ValueError("data.streaming: set data.validation_files for held-out text, or data.validation: 0")
+        return self
 
 
 class SftConfig(PretrainConfig):

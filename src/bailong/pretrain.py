@@ -1,0 +1,151 @@
+"""`bailong pretrain`: (Q)LoRA continual pre-training of the extended checkpoint on packed TC-heavy text."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import yaml
+
+from bailong.checkpoint import EXTENSION_FILE
+from bailong.config import EmbeddingTrainingConfig, LoraConfig, PretrainConfig, dump_config
+from bailong.data.packing import build_training_data
+from bailong.errors import BailongError
+from bailong.loading import attach_lora, load_model, load_tokenizer, resolve_source
+from bailong.runs import ADAPTER_DIR, METRICS_PNG, plot_metrics, write_run
+from bailong.trainer import METRICS_FILE, train_model
+
+CONFIG_FILE = "bailong_config.yaml"
+# Keys that may differ when a run is resumed: how long to train and how to resume.
+_RESUMABLE_CHANGES = {("train", "max_steps"), ("train", "epochs"), ("train", "resume"), ("train", "save_steps")}
+
+
+def check_run_dir(run_dir: Path, cfg, overwrite: bool) -> None:
+    """A run folder holds one run: the same config may resume in it; anything else is refused."""
+    if not run_dir.exists() or not any(run_dir.iterdir()):
+        return
+    if overwrite:
+        shutil.rmtree(run_dir)
+        return
+    saved = run_dir / CONFIG_FILE
+    if not saved.is_file():
+        raise BailongError(f"output_dir {run_dir} exists and is not a bailong run; pass --overwrite or choose another")
+    old, new = yaml.safe_load(saved.read_text(encoding="utf-8")), cfg.model_dump(mode="json")
+    changed = [k for k in _diff(old, new) if k not in _RESUMABLE_CHANGES]
+    if changed:
+        keys = ", ".join(".".join(k) for k in changed[:5])
+        raise BailongError(
+            f"output_dir {run_dir} holds another run's checkpoints with a different config ({keys}); "
+            "choose another output_dir or pass --overwrite to start over"
+        )
+
+
+def _diff(old, new, prefix=()) -> list[tuple]:
+    if isinstance(old, dict) and isinstance(new, dict):
+        return [k for key in old.keys() | new.keys() for k in _diff(old.get(key), new.get(key), (*prefix, key))]
+    return [] if old == new else [prefix]
+
+
+def extension_metadata(name_or_path: str) -> dict | None:
+    source = resolve_source(name_or_path)
+    file = Path(source.path) / EXTENSION_FILE
+    return json.loads(file.read_text(encoding="utf-8")) if source.is_local and file.is_file() else None
+
+
+def all_linear_names(model) -> list[str]:
+    """The names of the linear layers LoRA targets with `all-linear` (every one but the LM head)."""
+    import torch
+
+    names = set()
+    for name, module in model.named_modules():
+        if isinstance(module, torch.nn.Linear) or type(module).__name__ in ("Linear4bit", "Linear8bitLt"):
+            names.add(name.rsplit(".", 1)[-1])
+    names.discard("lm_head")
+    return sorted(names)
+
+
+def adapter_options(model, lora: LoraConfig, embeddings: EmbeddingTrainingConfig, new_ids: list[int] | None) -> dict:
+    """peft LoraConfig arguments for what trains: LoRA targets plus the embedding mode."""
+    targets = all_linear_names(model) if lora.target_modules == "all-linear" else list(lora.target_modules)
+    options: dict = {}
+    if embeddings.train == "lora":  # the paper: LoRA on embed_tokens and lm_head too
+        targets += ["embed_tokens", "lm_head"]
+    elif embeddings.train == "new-rows":
+        tied = model.get_output_embeddings().weight is model.get_input_embeddings().weight
+        options["trainable_token_indices"] = {"embed_tokens": new_ids} if tied else \
+            {"embed_tokens": new_ids, "lm_head": new_ids}
+    elif embeddings.train == "full":
+        options["modules_to_save"] = ["embed_tokens", "lm_head"]
+    options["target_modules"] = sorted(set(targets))
+    return options
+
+
+def prepare_model(cfg: PretrainConfig, tokenizer):
+    """The base through the loading core, made ready for k-bit training, with a fresh adapter attached."""
+    from peft import prepare_model_for_kbit_training
+    from transformers import AutoConfig
+
+    extension = extension_metadata(cfg.model.name_or_path)
+    if cfg.embeddings.train == "new-rows" and not (extension and extension.get("new_token_ids")):
+        raise BailongError(
+            f"embeddings.train: new-rows needs the output of bailong extend-vocab as model.name_or_path "
+            f"({cfg.model.name_or_path!r} has no {EXTENSION_FILE} with new token ids)"
+        )
+    source = resolve_source(cfg.model.name_or_path)
+    if source.kind != "run":
+        config = AutoConfig.from_pretrained(source.path, trust_remote_code=cfg.model.trust_remote_code)
+        context = getattr(config, "max_position_embeddings", None)
+        if context and cfg.data.block_size > context:
+            raise BailongError(f"data.block_size={cfg.data.block_size} is above the model's context of {context} "
+                               "tokens; lower data.block_size")
+    model = load_model(cfg.model, cfg.quantization)
+    rows = model.get_input_embeddings().weight.shape[0]
+    if len(tokenizer) > rows:
+        raise BailongError(
+            f"the tokenizer has {len(tokenizer)} tokens but the model only {rows} embedding rows: they do not belong "
+            "together; point model.tokenizer and model.name_or_path at the same extend-vocab output"
+        )
+    if cfg.quantization.mode != "none":
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=cfg.train.gradient_checkpointing)
+    new_ids = extension["new_token_ids"] if extension else None
+    return attach_lora(model, cfg.lora, **adapter_options(model, cfg.lora, cfg.embeddings, new_ids))
+
+
+def pretrain(cfg: PretrainConfig, overwrite: bool = False) -> dict:
+    run_dir = Path(cfg.output_dir)
+    check_run_dir(run_dir, cfg, overwrite)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    tokenizer = load_tokenizer(cfg.model.tokenizer_source, revision=cfg.model.revision,
+                               trust_remote_code=cfg.model.trust_remote_code)
+    data = build_training_data(cfg.data, tokenizer, cfg.train.seed)
+    model = prepare_model(cfg, tokenizer)
+    trainable, total = model.get_nb_trainable_parameters()
+    print(f"trainable parameters: {trainable:,} of {total:,} ({100 * trainable / total:.2f}%)")
+    (run_dir / CONFIG_FILE).write_text(dump_config(cfg), encoding="utf-8")
+    tokenizer.save_pretrained(run_dir)
+
+    trainer = train_model(model, tokenizer, data, cfg.train, run_dir, block_size=cfg.data.block_size,
+                          embedding_lr=cfg.embeddings.learning_rate)
+    if trainer.args.process_index == 0:
+        tmp = run_dir / f".{ADAPTER_DIR}.partial"
+        shutil.rmtree(tmp, ignore_errors=True)
+        trainer.model.save_pretrained(tmp, save_embedding_layers=False)
+        shutil.rmtree(run_dir / ADAPTER_DIR, ignore_errors=True)
+        tmp.rename(run_dir / ADAPTER_DIR)
+        plot_metrics(run_dir / METRICS_FILE, run_dir / METRICS_PNG)
+        base = resolve_source(cfg.model.name_or_path)
+        metadata = {
+            "stage": "pretrain",
+            "base_model": base.path if base.is_local else cfg.model.name_or_path,
+            "adapter": ADAPTER_DIR,
+            "steps": trainer.state.global_step,
+            "trainable_parameters": trainable,
+            "total_parameters": total,
+            "embeddings_train": cfg.embeddings.train,
+            "train_blocks": data.train_blocks,
+            "log": [r for r in trainer.state.log_history if "eval_loss" in r or "train_loss" in r],
+        }
+        write_run(run_dir, metadata)
+        return metadata
+    return {}
