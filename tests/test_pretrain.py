@@ -44,10 +44,34 @@ def run_pretrain(tmp_path, cfg, *extra):
     return run_cli("pretrain", write_config(tmp_path / "p.yaml", cfg), *extra)
 
 
-def test_lora_run_logs_outputs_and_exports(extended, tmp_path):
-    out = tmp_path / "run"
-    result = run_pretrain(tmp_path, pretrain_config(extended, out))
+@pytest.fixture(scope="module")
+def lora_run(extended, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("lora")
+    result = run_pretrain(tmp, pretrain_config(extended, tmp / "run"))
     assert result.code == 0, result.stderr
+    return tmp / "run", result
+
+
+def test_export_matches_adapter_on_base_and_run_dir_loads_as_model(lora_run, tmp_path):
+    from bailong.config import ModelConfig
+    from bailong.loading import load_model
+
+    out, _ = lora_run
+    result = run_cli("export", out)
+    assert result.code == 0, result.stderr
+    merged = AutoModelForCausalLM.from_pretrained(out / "merged")
+    on_base = load_model(ModelConfig(name_or_path=str(out)))  # a run folder is a model source: base + adapter
+    on_base.eval()
+    ids = torch.randint(0, 32200, (1, 24))
+    with torch.no_grad():
+        assert torch.allclose(merged(input_ids=ids).logits, on_base(input_ids=ids).logits, atol=1e-4)
+    again = run_cli("export", out)
+    assert again.code == 2 and "--overwrite" in again.stderr
+    assert run_cli("export", tmp_path).code == 2
+
+
+def test_lora_run_logs_and_outputs(extended, lora_run):
+    out, result = lora_run
     assert "trainable parameters:" in result.stdout
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     train_rows = [r for r in rows if "loss" in r]
@@ -84,3 +108,109 @@ def test_paper_preset_trains_336m_parameters():
     trainable, total = peft_model.get_nb_trainable_parameters()
     assert trainable == 336_029_952
     assert round(100 * trainable / total, 1) == 4.6
+
+
+def test_sigkill_at_any_moment_resumes_to_the_same_steps_and_losses(extended, tmp_path):
+    import subprocess
+    import sys
+    import time
+
+    def config(name):
+        cfg = pretrain_config(extended, tmp_path / name, **{"train.max_steps": 8, "train.save_steps": 2})
+        return write_config(tmp_path / f"{name}.yaml", cfg)
+
+    command = [sys.executable, "-m", "bailong", "pretrain"]
+    straight = subprocess.run(command + [str(config("straight"))], capture_output=True, text=True)
+    assert straight.returncode == 0, straight.stderr
+
+    killed = config("killed")
+    checkpoints = tmp_path / "killed" / "checkpoints"
+    for folder in ("checkpoint-2", "checkpoint-6"):  # kill the moment a checkpoint starts to be written
+        proc = subprocess.Popen(command + [str(killed)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.time() + 300
+        while not (checkpoints / folder).exists() and proc.poll() is None and time.time() < deadline:
+            time.sleep(0.005)
+        proc.kill()
+        proc.wait()
+        assert not (tmp_path / "killed" / "bailong_run.json").exists()
+    resumed = subprocess.run(command + [str(killed)], capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resuming from" in resumed.stdout
+
+    def losses(name):
+        rows = [json.loads(line) for line in (tmp_path / name / "metrics.jsonl").read_text().splitlines()]
+        return {r["step"]: r["loss"] for r in rows if "loss" in r}
+
+    assert json.loads((tmp_path / "killed" / "bailong_run.json").read_text())["steps"] == 8
+    state = json.loads((checkpoints / "checkpoint-8" / "trainer_state.json").read_text())
+    assert state["global_step"] == 8
+    expected, got = losses("straight"), losses("killed")
+    assert sorted(got) == list(range(1, 9))
+    for step in range(1, 9):  # the same trajectory (resuming restores weights, optimizer, schedule, data position)
+        assert got[step] == pytest.approx(expected[step], rel=1e-2), step
+
+
+@pytest.mark.parametrize("mode", ["new-rows", "full", "frozen"])
+def test_embedding_modes(extended, tmp_path, mode):
+    from safetensors.torch import load_file
+
+    out = tmp_path / "run"
+    cfg = pretrain_config(extended, out, **{"embeddings.train": mode, "train.max_steps": 2, "train.save_steps": 2,
+                                          "embeddings.learning_rate": 0.05})
+    cfg["data"]["validation_files"] = []
+    cfg["data"]["validation"] = 0
+    result = run_pretrain(tmp_path, cfg)
+    assert result.code == 0, result.stderr
+    assert run_cli("export", out).code == 0
+    before = load_file(str(extended / "model.safetensors"))
+    after = load_file(str(out / "merged" / "model.safetensors"))
+    for name in ("model.embed_tokens.weight", "lm_head.weight"):
+        old_rows_same = torch.equal(after[name][:32000], before[name][:32000])
+        new_rows_same = torch.equal(after[name][32000:], before[name][32000:])
+        if mode == "new-rows":
+            assert old_rows_same and not new_rows_same, name
+        elif mode == "full":
+            assert not old_rows_same and not new_rows_same, name
+        else:
+            assert old_rows_same and new_rows_same, name
+
+
+def test_nf4_base_trains_and_exports_onto_full_precision(extended, tmp_path):
+    out = tmp_path / "run"
+    cfg = pretrain_config(extended, out, **{"quantization.mode": "nf4", "train.max_steps": 2, "train.save_steps": 2})
+    result = run_pretrain(tmp_path, cfg)
+    assert result.code == 0, result.stderr
+    assert run_cli("export", out).code == 0
+    merged = AutoModelForCausalLM.from_pretrained(out / "merged")
+    assert merged.model.layers[0].self_attn.q_proj.weight.dtype == torch.float32  # full precision, not 4-bit
+
+
+def test_bad_input(extended, tmp_path):
+    base_dir = extended.parent / "base"
+    empty = tmp_path / "empty.txt"
+    empty.write_text("  \n\n", encoding="utf-8")
+    short = tmp_path / "short.txt"
+    short.write_text("台灣。\n", encoding="utf-8")
+    cases = [
+        ({"data.files": [str(empty)]}, "no text to train on (empty or all-whitespace)"),
+        ({"data.files": [str(short)]}, "shorter than one block of data.block_size=64"),
+        ({"data.block_size": 1024}, "data.block_size=1024 is above the model's context of 512 tokens"),
+        ({"model.name_or_path": str(base_dir), "model.tokenizer": str(extended)},
+         "the tokenizer has 32200 tokens but the model only 32000 embedding rows"),
+        ({"model.name_or_path": str(base_dir), "embeddings.train": "new-rows"},
+         "embeddings.train: new-rows needs the output of bailong extend-vocab"),
+        ({"data.streaming": True, "train.max_steps": -1}, "data.streaming needs train.max_steps"),
+    ]
+    for i, (overrides, message) in enumerate(cases):
+        result = run_pretrain(tmp_path, pretrain_config(extended, tmp_path / f"run{i}", **overrides))
+        assert result.code == 2, (overrides, result.stderr)
+        assert message in result.stderr, (overrides, result.stderr)
+        errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+        assert len(errors) == 1 and "Traceback" not in result.stderr  # one message (progress bars aside)
+
+
+def test_output_dir_of_another_run_is_refused(lora_run, extended, tmp_path):
+    out, _ = lora_run
+    cfg = pretrain_config(extended, out, **{"lora.r": 8})
+    result = run_pretrain(tmp_path, cfg)
+    assert result.code == 2 and "holds another run's checkpoints with a different config (lora.r)" in result.stderr

@@ -43,16 +43,11 @@ def _root(
     """bailong: teach an English-centric LLM Traditional Chinese."""
 
 
-def _run(stage: str, config: Path, overrides: list[str] | None, print_config: bool, debug: bool, body: Callable) -> None:
-    from bailong.config import dump_config, load_config
-
+def _guarded(debug: bool, body: Callable[[], None]) -> None:
+    """Runs `body`; bad input becomes one line on stderr and its exit code (a traceback only with --debug)."""
     _quiet_libraries(debug)
     try:
-        cfg = load_config(stage, config, overrides or [])
-        if print_config:
-            print(dump_config(cfg), end="")
-            return
-        body(cfg)
+        body()
     except BailongError as exc:
         if debug:
             raise
@@ -66,6 +61,19 @@ def _run(stage: str, config: Path, overrides: list[str] | None, print_config: bo
             raise
         print(f"error: {type(exc).__name__}: {exc} (rerun with --debug for the traceback)", file=sys.stderr)
         raise typer.Exit(1) from None
+
+
+def _run(stage: str, config: Path, overrides: list[str] | None, print_config: bool, debug: bool, body: Callable) -> None:
+    from bailong.config import dump_config, load_config
+
+    def run_stage() -> None:
+        cfg = load_config(stage, config, overrides or [])
+        if print_config:
+            print(dump_config(cfg), end="")
+        else:
+            body(cfg)
+
+    _guarded(debug, run_stage)
 
 
 def _quiet_libraries(debug: bool) -> None:
@@ -104,6 +112,19 @@ def pretrain_command(
     from bailong.pretrain import pretrain
 
     _run("pretrain", config, set_, print_config, debug, lambda cfg: pretrain(cfg, overwrite=overwrite))
+
+
+@app.command("export")
+def export_command(
+    run_dir: Annotated[Path, typer.Argument(help="the output_dir of a pretrain or sft run", show_default=False)],
+    to: Annotated[Optional[Path], typer.Option("--to", help="where to write; default RUN_DIR/merged")] = None,
+    overwrite: OverwriteOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Merge a run's adapter into a full-precision copy of its base and write a plain HF checkpoint."""
+    from bailong.export import export
+
+    _guarded(debug, lambda: export(run_dir, to, overwrite))
 
 
 @app.command("sft")

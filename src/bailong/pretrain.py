@@ -81,9 +81,8 @@ def adapter_options(model, lora: LoraConfig, embeddings: EmbeddingTrainingConfig
     return options
 
 
-def prepare_model(cfg: PretrainConfig, tokenizer):
-    """The base through the loading core, made ready for k-bit training, with a fresh adapter attached."""
-    from peft import prepare_model_for_kbit_training
+def preflight(cfg: PretrainConfig, tokenizer) -> dict | None:
+    """Checks model, tokenizer and data settings against each other before any data is read; the extension metadata."""
     from transformers import AutoConfig
 
     extension = extension_metadata(cfg.model.name_or_path)
@@ -93,19 +92,29 @@ def prepare_model(cfg: PretrainConfig, tokenizer):
             f"({cfg.model.name_or_path!r} has no {EXTENSION_FILE} with new token ids)"
         )
     source = resolve_source(cfg.model.name_or_path)
-    if source.kind != "run":
-        config = AutoConfig.from_pretrained(source.path, trust_remote_code=cfg.model.trust_remote_code)
-        context = getattr(config, "max_position_embeddings", None)
-        if context and cfg.data.block_size > context:
-            raise BailongError(f"data.block_size={cfg.data.block_size} is above the model's context of {context} "
-                               "tokens; lower data.block_size")
-    model = load_model(cfg.model, cfg.quantization)
-    rows = model.get_input_embeddings().weight.shape[0]
-    if len(tokenizer) > rows:
+    if source.kind == "run":
+        return extension
+    config = AutoConfig.from_pretrained(source.path, revision=cfg.model.revision,
+                                        trust_remote_code=cfg.model.trust_remote_code,
+                                        **({"gguf_file": source.gguf_file} if source.gguf_file else {}))
+    context = getattr(config, "max_position_embeddings", None)
+    if context and cfg.data.block_size > context:
+        raise BailongError(f"data.block_size={cfg.data.block_size} is above the model's context of {context} "
+                           "tokens; lower data.block_size")
+    rows = getattr(config, "vocab_size", None)
+    if rows and len(tokenizer) > rows:
         raise BailongError(
             f"the tokenizer has {len(tokenizer)} tokens but the model only {rows} embedding rows: they do not belong "
             "together; point model.tokenizer and model.name_or_path at the same extend-vocab output"
         )
+    return extension
+
+
+def prepare_model(cfg: PretrainConfig, extension: dict | None):
+    """The base through the loading core, made ready for k-bit training, with a fresh adapter attached."""
+    from peft import prepare_model_for_kbit_training
+
+    model = load_model(cfg.model, cfg.quantization)
     if cfg.quantization.mode != "none":
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=cfg.train.gradient_checkpointing)
     new_ids = extension["new_token_ids"] if extension else None
@@ -118,8 +127,9 @@ def pretrain(cfg: PretrainConfig, overwrite: bool = False) -> dict:
     run_dir.mkdir(parents=True, exist_ok=True)
     tokenizer = load_tokenizer(cfg.model.tokenizer_source, revision=cfg.model.revision,
                                trust_remote_code=cfg.model.trust_remote_code)
+    extension = preflight(cfg, tokenizer)
     data = build_training_data(cfg.data, tokenizer, cfg.train.seed)
-    model = prepare_model(cfg, tokenizer)
+    model = prepare_model(cfg, extension)
     trainable, total = model.get_nb_trainable_parameters()
     print(f"trainable parameters: {trainable:,} of {total:,} ({100 * trainable / total:.2f}%)")
     (run_dir / CONFIG_FILE).write_text(dump_config(cfg), encoding="utf-8")

@@ -70,10 +70,13 @@ def _pack_fn(block_size: int):
 
 
 def _source(files, data: TrainDataConfig, fraction: float, held: bool, streaming: bool):
+    """The documents as a dataset, or None when there are none."""
     import datasets
 
     kwargs = {"files": files, "text_field": data.text_field, "on_decode_error": data.on_decode_error,
               "fraction": fraction, "held": held, "stamp": _stamp(files)}
+    if next(iter(_documents(**kwargs)), None) is None:  # reads up to the first document only
+        return None
     cls = datasets.IterableDataset if streaming else datasets.Dataset
     try:
         return cls.from_generator(_documents, gen_kwargs=kwargs)
@@ -120,9 +123,10 @@ def build_training_data(data: TrainDataConfig, tokenizer, seed: int) -> Training
     fraction = 0.0 if data.validation_files else data.validation
     trains = []
     for f in data.files:
-        packed, tokens, _ = _prepare(_source([f], data, fraction, False, data.streaming), tokenizer, data, data.streaming)
-        if tokens == 0:
+        source = _source([f], data, fraction, False, data.streaming)
+        if source is None:
             raise BailongError(f"{f}: no text to train on (empty or all-whitespace)")
+        packed, tokens, _ = _prepare(source, tokenizer, data, data.streaming)
         if not data.streaming and len(packed) == 0:
             raise BailongError(
                 f"{f}: {tokens} tokens, shorter than one block of data.block_size={data.block_size}; "
@@ -141,12 +145,14 @@ def build_training_data(data: TrainDataConfig, tokenizer, seed: int) -> Training
 
     validation, per_char = None, None
     if data.validation_files or fraction > 0:
-        files = data.validation_files or data.files
-        source = _source(files, data, fraction, True, streaming=False) if not data.validation_files else \
-            _source(files, data, 0.0, False, streaming=False)
-        validation, tokens, chars = _prepare(source, tokenizer, data, streaming=False)
-        if len(validation) == 0:
-            validation = None  # too little held-out text for one block: no evaluation
-        elif chars:
-            per_char = tokens / chars
+        if data.validation_files:
+            source = _source(data.validation_files, data, 0.0, False, streaming=False)
+        else:
+            source = _source(data.files, data, fraction, True, streaming=False)
+        if source is not None:
+            validation, tokens, chars = _prepare(source, tokenizer, data, streaming=False)
+            if len(validation) == 0:
+                validation = None  # too little held-out text for one block: no evaluation
+            elif chars:
+                per_char = tokens / chars
     return TrainingData(train, validation, None if data.streaming else len(train), per_char)
