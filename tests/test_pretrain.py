@@ -214,3 +214,20 @@ def test_output_dir_of_another_run_is_refused(lora_run, extended, tmp_path):
     cfg = pretrain_config(extended, out, **{"lora.r": 8})
     result = run_pretrain(tmp_path, cfg)
     assert result.code == 2 and "holds another run's checkpoints with a different config (lora.r)" in result.stderr
+
+
+def test_ddp_two_processes_stay_in_sync(extended, tmp_path):
+    import subprocess
+    import sys
+
+    out = tmp_path / "run"
+    cfg = pretrain_config(extended, out, **{"train.max_steps": 3, "train.save_steps": 3})
+    path = write_config(tmp_path / "ddp.yaml", cfg)
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "bailong", "pretrain",
+               str(path)]
+    proc = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    run = json.loads((out / "bailong_run.json").read_text())
+    assert run["world_size"] == 2 and run["ranks_in_sync"] is True and run["steps"] == 3
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert max(r["tokens_seen"] for r in rows) == 3 * 2 * 2 * 64  # steps x processes x batch x block

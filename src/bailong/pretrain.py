@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 import yaml
+from transformers import set_seed
 
 from bailong.checkpoint import EXTENSION_FILE
 from bailong.config import EmbeddingTrainingConfig, LoraConfig, PretrainConfig, dump_config
@@ -14,7 +15,7 @@ from bailong.data.packing import build_training_data
 from bailong.errors import BailongError
 from bailong.loading import attach_lora, load_model, load_tokenizer, resolve_source
 from bailong.runs import ADAPTER_DIR, METRICS_PNG, plot_metrics, write_run
-from bailong.trainer import METRICS_FILE, train_model
+from bailong.trainer import METRICS_FILE, ranks_in_sync, train_model, training_arguments
 
 CONFIG_FILE = "bailong_config.yaml"
 # Keys that may differ when a run is resumed: how long to train and how to resume.
@@ -128,15 +129,21 @@ def pretrain(cfg: PretrainConfig, overwrite: bool = False) -> dict:
     tokenizer = load_tokenizer(cfg.model.tokenizer_source, revision=cfg.model.revision,
                                trust_remote_code=cfg.model.trust_remote_code)
     extension = preflight(cfg, tokenizer)
+    has_validation = bool(cfg.data.validation_files) or (cfg.data.validation > 0 and not cfg.data.streaming)
+    args = training_arguments(cfg.train, run_dir, has_validation)  # before the model: it sets up the processes
     data = build_training_data(cfg.data, tokenizer, cfg.train.seed)
+    set_seed(cfg.train.seed)  # the same fresh adapter on every process
     model = prepare_model(cfg, extension)
     trainable, total = model.get_nb_trainable_parameters()
     print(f"trainable parameters: {trainable:,} of {total:,} ({100 * trainable / total:.2f}%)")
     (run_dir / CONFIG_FILE).write_text(dump_config(cfg), encoding="utf-8")
     tokenizer.save_pretrained(run_dir)
 
-    trainer = train_model(model, tokenizer, data, cfg.train, run_dir, block_size=cfg.data.block_size,
+    trainer = train_model(model, tokenizer, data, cfg.train, args, run_dir, block_size=cfg.data.block_size,
                           embedding_lr=cfg.embeddings.learning_rate)
+    in_sync = ranks_in_sync(trainer.model)
+    if not in_sync:
+        raise RuntimeError("the processes ended with different weights: the distributed run is out of sync")
     if trainer.args.process_index == 0:
         tmp = run_dir / f".{ADAPTER_DIR}.partial"
         shutil.rmtree(tmp, ignore_errors=True)
@@ -150,6 +157,8 @@ def pretrain(cfg: PretrainConfig, overwrite: bool = False) -> dict:
             "base_model": base.path if base.is_local else cfg.model.name_or_path,
             "adapter": ADAPTER_DIR,
             "steps": trainer.state.global_step,
+            "world_size": trainer.args.world_size,
+            "ranks_in_sync": in_sync,
             "trainable_parameters": trainable,
             "total_parameters": total,
             "embeddings_train": cfg.embeddings.train,

@@ -56,10 +56,10 @@ def precision(train: TrainConfig) -> dict:
     return {"bf16": wanted == "bf16", "fp16": wanted == "fp16"}
 
 
-def training_arguments(train: TrainConfig, folder: Path, has_validation: bool) -> TrainingArguments:
+def training_arguments(train: TrainConfig, run_dir: Path, has_validation: bool) -> TrainingArguments:
     eval_steps = train.eval_steps or train.save_steps
     return TrainingArguments(
-        output_dir=str(folder),
+        output_dir=str(run_dir / "checkpoints"),
         per_device_train_batch_size=train.batch_size,
         per_device_eval_batch_size=train.batch_size,
         gradient_accumulation_steps=train.grad_accum,
@@ -84,8 +84,12 @@ def training_arguments(train: TrainConfig, folder: Path, has_validation: bool) -
         data_seed=train.seed,
         report_to=train.report_to or "none",
         remove_unused_columns=False,
+        use_cpu=not torch.cuda.is_available(),
         ddp_backend="gloo" if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.cuda.is_available() else None,
         ddp_find_unused_parameters=False,
+        # Blocks are full-length, so every rank sees the same token count: a plain mean per rank is exact, and the
+        # logged loss stays per token instead of scaled by the number of processes.
+        average_tokens_across_devices=False,
         dataloader_num_workers=0,
         **precision(train),
     )
@@ -156,12 +160,24 @@ class RunFiles(TrainerCallback):
             (folder / COMPLETE_MARKER).write_text(str(state.global_step))
 
 
-def train_model(model, tokenizer, data: TrainingData, train: TrainConfig, run_dir: Path, *, block_size: int,
-                embedding_lr: float | None = None) -> Trainer:
-    """Runs (or resumes) training; returns the Trainer after the last step."""
-    folder = run_dir / "checkpoints"
+class StepZeroEvaluation(TrainerCallback):
+    """The held-out baseline the curve starts from, measured once training has set up (evaluating before
+    `train()` would keep the model from being wrapped for distributed training)."""
+
+    def __init__(self, trainer: Trainer):
+        self.trainer = trainer
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        if state.global_step == 0:
+            self.trainer.evaluate()
+
+
+def train_model(model, tokenizer, data: TrainingData, train: TrainConfig, args: TrainingArguments, run_dir: Path, *,
+                block_size: int, embedding_lr: float | None = None) -> Trainer:
+    """Runs (or resumes) training with `args` (made before the model is loaded, so that they set up the processes);
+    returns the Trainer after the last step."""
+    folder = Path(args.output_dir)
     folder.mkdir(parents=True, exist_ok=True)
-    args = training_arguments(train, folder, data.validation is not None)
     tokens_per_step = train.batch_size * train.grad_accum * args.world_size * block_size
     trainer = BailongTrainer(
         model=model,
@@ -182,6 +198,21 @@ def train_model(model, tokenizer, data: TrainingData, train: TrainConfig, run_di
         if args.process_index == 0:
             (run_dir / METRICS_FILE).unlink(missing_ok=True)  # a fresh run; a resumed one appends
         if data.validation is not None:
-            trainer.evaluate()  # the step-0 baseline that the held-out curve starts from
+            trainer.add_callback(StepZeroEvaluation(trainer))
     trainer.train(resume_from_checkpoint=checkpoint)
     return trainer
+
+
+def ranks_in_sync(model) -> bool:
+    """In a distributed run, whether every rank ended with the same trainable weights (True when not distributed)."""
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()):
+        return True
+    total = torch.zeros(1, dtype=torch.float64)
+    for param in model.parameters():
+        if param.requires_grad:
+            total += param.detach().double().sum().cpu() + param.detach().double().abs().sum().cpu()
+    gathered = [torch.zeros_like(total) for _ in range(dist.get_world_size())]
+    dist.all_gather(gathered, total)
+    return all(torch.equal(g, gathered[0]) for g in gathered)
