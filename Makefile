@@ -20,6 +20,7 @@ install: $(BIN)/.installed
 
 demo: install
 	$(BIN)/bailong extend-vocab configs/demo/extend_vocab.yaml --overwrite
+	$(BIN)/bailong pretrain configs/demo/pretrain.yaml --overwrite
 
 test: install
 	$(BIN)/python -m pytest -q

@@ -64,6 +64,9 @@ class QuantizationConfig(Section):
     mode: Literal["none", "nf4", "int8"] = "none"
     double_quant: bool = True
     compute_dtype: Literal["auto", "bfloat16", "float16", "float32"] = "auto"
+    quant_storage: Literal["uint8", "bfloat16", "float16", "float32"] = Field(
+        "uint8", description="4-bit storage dtype; FSDP + QLoRA needs the compute dtype here (bfloat16)"
+    )
     skip_modules: list[str] = Field(default_factory=lambda: ["embed_tokens", "lm_head"])
 
 

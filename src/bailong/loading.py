@@ -214,6 +214,7 @@ def quantization_config(quant: QuantizationConfig, compute_dtype):
             bnb_4bit_quant_type="nf4",
             bnb_4bit_use_double_quant=quant.double_quant,
             bnb_4bit_compute_dtype=compute_dtype,
+            bnb_4bit_quant_storage=getattr(torch, quant.quant_storage),
             llm_int8_skip_modules=list(quant.skip_modules),
         )
     return BitsAndBytesConfig(load_in_8bit=True, llm_int8_skip_modules=list(quant.skip_modules))

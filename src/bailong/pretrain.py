@@ -166,5 +166,16 @@ def pretrain(cfg: PretrainConfig, overwrite: bool = False) -> dict:
             "log": [r for r in trainer.state.log_history if "eval_loss" in r or "train_loss" in r],
         }
         write_run(run_dir, metadata)
+        _print_summary(run_dir, metadata)
         return metadata
     return {}
+
+
+def _print_summary(run_dir: Path, metadata: dict) -> None:
+    evals = [r for r in metadata["log"] if "eval_bits_per_char" in r]
+    if len(evals) >= 2:
+        first, last = evals[0], evals[-1]
+        print(f"held-out bits per character: {first['eval_bits_per_char']:.3f} at step {first['step']} -> "
+              f"{last['eval_bits_per_char']:.3f} at step {last['step']}")
+    print(f"wrote {run_dir} ({metadata['steps']} steps; adapter in {run_dir / ADAPTER_DIR}, "
+          f"curves in {run_dir / METRICS_PNG})")

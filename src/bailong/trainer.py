@@ -173,7 +173,7 @@ class StepZeroEvaluation(TrainerCallback):
 
 
 def train_model(model, tokenizer, data: TrainingData, train: TrainConfig, args: TrainingArguments, run_dir: Path, *,
-                block_size: int, embedding_lr: float | None = None) -> Trainer:
+                block_size: int, embedding_lr: float | None = None, callbacks: list | None = None) -> Trainer:
     """Runs (or resumes) training with `args` (made before the model is loaded, so that they set up the processes);
     returns the Trainer after the last step."""
     folder = Path(args.output_dir)
@@ -186,7 +186,7 @@ def train_model(model, tokenizer, data: TrainingData, train: TrainConfig, args: 
         eval_dataset=data.validation,
         data_collator=default_data_collator,
         processing_class=tokenizer,
-        callbacks=[RunFiles(run_dir)],
+        callbacks=[RunFiles(run_dir), *(callbacks or [])],
         embedding_lr=embedding_lr,
         tokens_per_step=tokens_per_step,
         data=data,
