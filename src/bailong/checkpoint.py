@@ -35,11 +35,16 @@ def base_pieces(base_tok, tokens: list[str]) -> list[list[int]]:
     return [[t.id for t in model.tokenize(token)] for token in tokens]
 
 
-def write_extended_checkpoint(cfg: ExtendVocabConfig, extended_tok, tokenizer_report: dict, out: Path) -> dict:
-    """Resizes the base model to the extended tokenizer, initializes the new rows, saves model and metadata in `out`."""
+def write_extended_checkpoint(cfg: ExtendVocabConfig, extended_tok, tokenizer_report: dict, out: Path,
+                              base_tok=None) -> dict:
+    """Resizes the base model to the extended tokenizer, initializes the new rows, saves model and metadata in `out`.
+
+    `base_tok` is the model's own tokenizer when the caller has it loaded already.
+    """
     start = time.perf_counter()
     name = cfg.model.name_or_path
-    base_tok = load_tokenizer(name, revision=cfg.model.revision, trust_remote_code=cfg.model.trust_remote_code)
+    if base_tok is None:
+        base_tok = load_tokenizer(name, revision=cfg.model.revision, trust_remote_code=cfg.model.trust_remote_code)
     check_is_extension(base_tok, extended_tok, name)
     model = load_model(cfg.model, keep_checkpoint_dtype=True)
     embed = model.get_input_embeddings()

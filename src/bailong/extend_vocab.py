@@ -104,7 +104,8 @@ def extend_vocab(cfg: ExtendVocabConfig, overwrite: bool = False) -> dict:
             timings={k: round(v, 2) for k, v in timings.items()},
         )
         if cfg.model.name_or_path:
-            extension = write_extended_checkpoint(cfg, result.tokenizer, report, out)
+            same = cfg.model.tokenizer in (None, cfg.model.name_or_path)  # then the base tokenizer is the model's
+            extension = write_extended_checkpoint(cfg, result.tokenizer, report, out, base_tok if same else None)
             report["checkpoint"] = {k: extension[k] for k in ("embedding_rows", "tied_embeddings", "dtype", "init_seconds")}
         (out / REPORT_FILE).write_text(json.dumps(report, ensure_ascii=False, indent=2), encoding="utf-8")
         (out / "bailong_config.yaml").write_text(dump_config(cfg), encoding="utf-8")
