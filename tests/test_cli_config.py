@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from bailong.config import STAGE_CONFIGS, load_config
+from bailong.config import STAGE_CONFIGS
+from bailong.config_file import load_config
 from conftest import DEMO_DATA, ROOT, run_cli, write_config
 
 

@@ -64,7 +64,7 @@ def _guarded(debug: bool, body: Callable[[], None]) -> None:
 
 
 def _run(stage: str, config: Path, overrides: list[str] | None, print_config: bool, debug: bool, body: Callable) -> None:
-    from bailong.config import dump_config, load_config
+    from bailong.config_file import dump_config, load_config
 
     def run_stage() -> None:
         cfg = load_config(stage, config, overrides or [])

@@ -9,7 +9,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from bailong.checkpoint import write_extended_checkpoint
-from bailong.config import ExtendVocabConfig, dump_config
+from bailong.config import ExtendVocabConfig
+from bailong.config_file import CONFIG_FILE, dump_config
 from bailong.data import CorpusReader, split_held_out
 from bailong.errors import BailongError
 from bailong.loading import load_tokenizer
@@ -108,7 +109,7 @@ def extend_vocab(cfg: ExtendVocabConfig, overwrite: bool = False) -> dict:
             extension = write_extended_checkpoint(cfg, result.tokenizer, report, out, base_tok if same else None)
             report["checkpoint"] = {k: extension[k] for k in ("embedding_rows", "tied_embeddings", "dtype", "init_seconds")}
         (out / REPORT_FILE).write_text(json.dumps(report, ensure_ascii=False, indent=2), encoding="utf-8")
-        (out / "bailong_config.yaml").write_text(dump_config(cfg), encoding="utf-8")
+        (out / CONFIG_FILE).write_text(dump_config(cfg), encoding="utf-8")
 
     _print_report(report, cfg)
     return report

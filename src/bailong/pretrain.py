@@ -10,14 +10,15 @@ import yaml
 from transformers import set_seed
 
 from bailong.checkpoint import EXTENSION_FILE
-from bailong.config import EmbeddingTrainingConfig, LoraConfig, PretrainConfig, dump_config
+from bailong.config import EmbeddingTrainingConfig, LoraConfig, PretrainConfig
+from bailong.config_file import CONFIG_FILE, dump_config
 from bailong.data.packing import build_training_data
 from bailong.errors import BailongError
 from bailong.loading import attach_lora, load_model, load_tokenizer, resolve_source
+from bailong.outputs import atomic_output_dir
 from bailong.runs import ADAPTER_DIR, METRICS_PNG, plot_metrics, write_run
 from bailong.trainer import METRICS_FILE, ranks_in_sync, train_model, training_arguments
 
-CONFIG_FILE = "bailong_config.yaml"
 # Keys that may differ when a run is resumed: how long to train and how to resume.
 _RESUMABLE_CHANGES = {("train", "max_steps"), ("train", "epochs"), ("train", "resume"), ("train", "save_steps")}
 
@@ -145,11 +146,8 @@ def pretrain(cfg: PretrainConfig, overwrite: bool = False) -> dict:
     if not in_sync:
         raise RuntimeError("the processes ended with different weights: the distributed run is out of sync")
     if trainer.args.process_index == 0:
-        tmp = run_dir / f".{ADAPTER_DIR}.partial"
-        shutil.rmtree(tmp, ignore_errors=True)
-        trainer.model.save_pretrained(tmp, save_embedding_layers=False)
-        shutil.rmtree(run_dir / ADAPTER_DIR, ignore_errors=True)
-        tmp.rename(run_dir / ADAPTER_DIR)
+        with atomic_output_dir(run_dir / ADAPTER_DIR, overwrite=True) as tmp:
+            trainer.model.save_pretrained(tmp, save_embedding_layers=False)
         plot_metrics(run_dir / METRICS_FILE, run_dir / METRICS_PNG)
         base = resolve_source(cfg.model.name_or_path)
         metadata = {
