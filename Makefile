@@ -21,6 +21,10 @@ install: $(BIN)/.installed
 demo: install
 	$(BIN)/bailong extend-vocab configs/demo/extend_vocab.yaml --overwrite
 	$(BIN)/bailong pretrain configs/demo/pretrain.yaml --overwrite
+	$(BIN)/bailong sft configs/demo/sft.yaml --overwrite
+	rm -rf runs/demo/eval
+	$(BIN)/bailong eval configs/demo/eval.yaml
+	printf '你好\nHello!\n' | $(BIN)/bailong chat runs/demo/sft --max-new-tokens 32 --temperature 0
 
 test: install
 	$(BIN)/python -m pytest -q

@@ -1,8 +1,11 @@
 """Training throughput: bailong's training step against a plain transformers + peft + bitsandbytes loop.
 
-Both paths train the same randomly initialized model (saved once, loaded by each), the same LoRA settings and the
-same random token blocks; each runs in its own process so that peak memory is its own. Prints tokens/s, peak memory
-and the ratio (bailong / plain; >= 1.0 means bailong is no slower).
+Both paths train the same randomly initialized model (saved once, loaded by each), the same LoRA settings and
+random token blocks of the same shape. Speed is measured
+with both paths in one process, one plain step beside each bailong step (before and after it in turn), and tokens/s
+comes from each path's median step time, so a slow moment of the machine does not decide the ratio; peak memory comes from each path run alone in
+its own process. Prints tokens/s, peak memory and the ratio (bailong / plain;
+>= 1.0 means bailong is no slower).
 
     python scripts/bench_pretrain.py                       # a small Llama shape on the CPU, 4-bit NF4
     python scripts/bench_pretrain.py --quantization none
@@ -14,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -23,10 +27,10 @@ from pathlib import Path
 import torch
 
 SHAPES = {
-    "cpu": dict(vocab_size=32064, hidden_size=256, intermediate_size=704, num_hidden_layers=4, num_attention_heads=8,
-                num_key_value_heads=8, seq=256, batch=4, r=16),
-    "llama2-7b": dict(vocab_size=59241, hidden_size=4096, intermediate_size=11008, num_hidden_layers=32,
-                      num_attention_heads=32, num_key_value_heads=32, seq=2048, batch=4, r=128),
+    "cpu": {"vocab_size": 32064, "hidden_size": 256, "intermediate_size": 704, "num_hidden_layers": 4,
+            "num_attention_heads": 8, "num_key_value_heads": 8, "seq": 256, "batch": 4, "r": 16},
+    "llama2-7b": {"vocab_size": 59241, "hidden_size": 4096, "intermediate_size": 11008, "num_hidden_layers": 32,
+                  "num_attention_heads": 32, "num_key_value_heads": 32, "seq": 2048, "batch": 4, "r": 128},
 }
 TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj", "embed_tokens", "lm_head"]
 
@@ -37,72 +41,105 @@ def peak_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def blocks(shape: dict, count: int) -> list[torch.Tensor]:
-    generator = torch.Generator().manual_seed(0)
-    return [torch.randint(0, shape["vocab_size"], (shape["batch"], shape["seq"]), generator=generator)
-            for _ in range(count)]
-
-
-def run_plain(model_dir: str, shape: dict, quantization: str, steps: int) -> dict:
-    """The loop people write by hand: from_pretrained with bitsandbytes, peft, AdamW."""
-    from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
-    from transformers import AutoModelForCausalLM, BitsAndBytesConfig
-
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    compute = torch.bfloat16 if device == "cuda" else torch.float32
-    kwargs = {"dtype": compute}
-    if quantization == "nf4":
-        kwargs["quantization_config"] = BitsAndBytesConfig(
-            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
-            bnb_4bit_compute_dtype=compute, llm_int8_skip_modules=["embed_tokens", "lm_head"])
-        kwargs["device_map"] = {"": device}
-    model = AutoModelForCausalLM.from_pretrained(model_dir, **kwargs).to(device)
-    checkpointing = {"use_reentrant": False}
-    if quantization == "nf4":
-        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=True,
-                                                gradient_checkpointing_kwargs=checkpointing)
-    else:
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=checkpointing)
-    model = get_peft_model(model, LoraConfig(r=shape["r"], lora_alpha=2 * shape["r"], lora_dropout=0.0,
-                                             target_modules=TARGETS, task_type="CAUSAL_LM"))
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
-    model.train()
-    data = blocks(shape, steps + 1)
-    start = None
-    for i, ids in enumerate(data):
-        if i == 1:  # the first step warms up
-            start = time.perf_counter()
-        ids = ids.to(device)
-        loss = model(input_ids=ids, labels=ids).loss
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-    if device == "cuda":
+def sync() -> None:
+    if torch.cuda.is_available():
         torch.cuda.synchronize()
-    seconds = time.perf_counter() - start
-    return {"tokens_per_s": steps * shape["batch"] * shape["seq"] / seconds, "peak_mib": peak_mib()}
 
 
-def run_bailong(model_dir: str, shape: dict, quantization: str, steps: int) -> dict:
-    """bailong's path: the loading core, pretrain's adapter setup, and the one Trainer-based training loop."""
+def blocks(shape: dict, count: int, seed: int = 0):
+    generator = torch.Generator().manual_seed(seed)
+    for _ in range(count):
+        yield torch.randint(0, shape["vocab_size"], (shape["batch"], shape["seq"]), generator=generator)
+
+
+class PlainLoop:
+    """The loop people write by hand: from_pretrained with bitsandbytes, peft, AdamW."""
+
+    def __init__(self, model_dir: str, shape: dict, quantization: str):
+        from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
+        from transformers import AutoModelForCausalLM, BitsAndBytesConfig
+
+        self.device = "cuda" if torch.cuda.is_available() else "cpu"
+        compute = torch.bfloat16 if self.device == "cuda" else torch.float32
+        kwargs = {"dtype": compute}
+        if quantization == "nf4":
+            kwargs["quantization_config"] = BitsAndBytesConfig(
+                load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+                bnb_4bit_compute_dtype=compute, llm_int8_skip_modules=["embed_tokens", "lm_head"])
+            kwargs["device_map"] = {"": self.device}
+        model = AutoModelForCausalLM.from_pretrained(model_dir, **kwargs).to(self.device)
+        checkpointing = {"use_reentrant": False}
+        if quantization == "nf4":
+            model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=True,
+                                                    gradient_checkpointing_kwargs=checkpointing)
+        else:
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=checkpointing)
+        self.model = get_peft_model(model, LoraConfig(r=shape["r"], lora_alpha=2 * shape["r"], lora_dropout=0.0,
+                                                      target_modules=TARGETS, task_type="CAUSAL_LM"))
+        self.optimizer = torch.optim.AdamW([p for p in self.model.parameters() if p.requires_grad], lr=1e-4)
+        self.model.train()
+        self.data = iter(blocks(shape, 10**6, seed=1))
+        self.times: list[float] = []
+
+    def step(self) -> None:
+        sync()
+        start = time.perf_counter()
+        ids = next(self.data).to(self.device)
+        loss = self.model(input_ids=ids, labels=ids).loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        sync()
+        self.times.append(time.perf_counter() - start)
+
+
+def run_bailong(model_dir: str, shape: dict, quantization: str, steps: int, between=None) -> list[float]:
+    """bailong's path: the loading core, pretrain's adapter setup and the one Trainer-based training loop. `between`
+    runs after each optimizer step and its time is not counted. Returns the seconds of each step after the first."""
     import datasets
     from transformers import TrainerCallback
 
-    from bailong.config import EmbeddingTrainingConfig, LoraConfig, ModelConfig, PretrainConfig, QuantizationConfig
-    from bailong.config import TrainConfig
+    from bailong.config import (
+        EmbeddingTrainingConfig,
+        LoraConfig,
+        ModelConfig,
+        PretrainConfig,
+        QuantizationConfig,
+        TrainConfig,
+    )
     from bailong.data.packing import TrainingData
     from bailong.pretrain import prepare_model
     from bailong.trainer import train_model, training_arguments
 
     class Clock(TrainerCallback):
-        start = None
+        """Times each optimizer step from the end of the one before, so the data loading, clipping and scheduler
+        step Trainer does in between are counted, as in the plain loop. `between` runs before even steps and after
+        odd ones (which of two steps in a row runs faster depends on the order), and its time is left out."""
+
+        def __init__(self):
+            self.times: list[float] = []
+            self.last: float | None = None
+            self.excluded = 0.0
+
+        def _between(self):
+            if between is not None:
+                start = time.perf_counter()
+                between()
+                self.excluded += time.perf_counter() - start
+
+        def on_step_begin(self, args, state, control, **kwargs):
+            if state.global_step % 2 == 0:
+                self._between()
 
         def on_step_end(self, args, state, control, **kwargs):
-            if state.global_step == 1:  # the first step warms up
-                if torch.cuda.is_available():
-                    torch.cuda.synchronize()
-                self.start = time.perf_counter()
+            if state.global_step % 2 == 1:
+                self._between()
+            sync()
+            now = time.perf_counter()
+            if self.last is not None:
+                self.times.append(now - self.last - self.excluded)
+            self.last, self.excluded = now, 0.0
 
     train = TrainConfig(max_steps=steps + 1, batch_size=shape["batch"], learning_rate=1e-4, warmup_ratio=0.0,
                         save_steps=10**9, logging_steps=10**9, gradient_checkpointing=True, resume="never")
@@ -117,25 +154,43 @@ def run_bailong(model_dir: str, shape: dict, quantization: str, steps: int) -> d
         rows = [{"input_ids": ids.tolist(), "labels": ids.tolist()} for batch in blocks(shape, steps + 1) for ids in batch]
         data = TrainingData(datasets.Dataset.from_list(rows), None, len(rows), None)
         clock = Clock()
-        train_model(model, None, data, train, args, Path(tmp), block_size=shape["seq"], callbacks=[clock])
-        if torch.cuda.is_available():
-            torch.cuda.synchronize()
-        seconds = time.perf_counter() - clock.start
-    return {"tokens_per_s": steps * shape["batch"] * shape["seq"] / seconds, "peak_mib": peak_mib()}
+        train_model(model, None, data, train, args, Path(tmp), callbacks=[clock])
+    return clock.times
+
+
+def side_by_side(model_dir: str, shape: dict, quantization: str, steps: int) -> dict:
+    """Both paths in one process, a plain step beside each bailong step (before it, then after it, alternately), so
+    that any change in the machine's speed hits both alike; tokens/s from each path's median step time."""
+    plain = PlainLoop(model_dir, shape, quantization)
+    plain.step()  # warm-up
+    plain.times.clear()
+    bailong = run_bailong(model_dir, shape, quantization, steps, between=plain.step)
+    tokens = shape["batch"] * shape["seq"]
+    return {"plain": tokens / statistics.median(plain.times), "bailong": tokens / statistics.median(bailong)}
+
+
+def peak_memory(path: str, model_dir: str, shape: dict, quantization: str) -> float:
+    """Peak memory of a few steps of one path alone in this process (MiB)."""
+    if path == "plain":
+        loop = PlainLoop(model_dir, shape, quantization)
+        for _ in range(3):
+            loop.step()
+    else:
+        run_bailong(model_dir, shape, quantization, 2)
+    return peak_mib()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--shape", choices=sorted(SHAPES), default="cpu")
     parser.add_argument("--quantization", choices=["nf4", "none"], default="nf4")
-    parser.add_argument("--steps", type=int, default=20, help="timed steps (after one warm-up step)")
-    parser.add_argument("--one", choices=["plain", "bailong"], help=argparse.SUPPRESS)
+    parser.add_argument("--steps", type=int, default=20, help="timed steps per path (after one warm-up step)")
+    parser.add_argument("--memory-of", choices=["plain", "bailong"], help=argparse.SUPPRESS)
     parser.add_argument("--model-dir", help=argparse.SUPPRESS)
     args = parser.parse_args()
     shape = SHAPES[args.shape]
-    if args.one:
-        run = run_plain if args.one == "plain" else run_bailong
-        print(json.dumps(run(args.model_dir, shape, args.quantization, args.steps)))
+    if args.memory_of:
+        print(json.dumps(peak_memory(args.memory_of, args.model_dir, shape, args.quantization)))
         return
 
     from transformers import LlamaConfig, LlamaForCausalLM
@@ -147,25 +202,26 @@ def main() -> None:
                              max_position_embeddings=max(4096, shape["seq"]), tie_word_embeddings=False)
         torch.manual_seed(0)
         LlamaForCausalLM(config).save_pretrained(tmp)
-        results = {}
-        for path in ("plain", "bailong"):
+        del config
+        peak = {}
+        for path in ("plain", "bailong"):  # each alone in a process, so that the peak is its own
             command = [sys.executable, __file__, "--shape", args.shape, "--quantization", args.quantization,
-                       "--steps", str(args.steps), "--one", path, "--model-dir", tmp]
-            proc = subprocess.run(command, capture_output=True, text=True)
+                       "--memory-of", path, "--model-dir", tmp]
+            proc = subprocess.run(command, capture_output=True, text=True, check=False)
             if proc.returncode != 0:
                 sys.exit(f"{path} failed:\n{proc.stderr[-3000:]}")
-            results[path] = json.loads(proc.stdout.strip().splitlines()[-1])
+            peak[path] = json.loads(proc.stdout.strip().splitlines()[-1])
+        speed = side_by_side(tmp, shape, args.quantization, args.steps)
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else f"CPU, {torch.get_num_threads()} threads"
     print(f"shape {args.shape} ({shape['num_hidden_layers']} layers, hidden {shape['hidden_size']}, vocab "
           f"{shape['vocab_size']}, batch {shape['batch']} x seq {shape['seq']}), LoRA r={shape['r']} on the seven "
-          f"projections + embed_tokens + lm_head, quantization {args.quantization}, gradient checkpointing; {device}")
-    ratio = results["bailong"]["tokens_per_s"] / results["plain"]["tokens_per_s"]
+          f"projections + embed_tokens + lm_head, quantization {args.quantization}, gradient checkpointing; {device}; "
+          f"{args.steps} interleaved steps per path, tokens/s from the median step time")
     print(format_table(["path", "tokens/s", "peak MiB"], [
-        ["plain transformers + peft + bitsandbytes", f"{results['plain']['tokens_per_s']:.1f}",
-         f"{results['plain']['peak_mib']:.0f}"],
-        ["bailong", f"{results['bailong']['tokens_per_s']:.1f}", f"{results['bailong']['peak_mib']:.0f}"],
+        ["plain transformers + peft + bitsandbytes", f"{speed['plain']:.1f}", f"{peak['plain']:.0f}"],
+        ["bailong", f"{speed['bailong']:.1f}", f"{peak['bailong']:.0f}"],
     ]))
-    print(f"ratio bailong / plain: {ratio:.2f}")
+    print(f"ratio bailong / plain: {speed['bailong'] / speed['plain']:.2f}")
 
 
 if __name__ == "__main__":

@@ -70,3 +70,21 @@ def tiny_llama(path: Path, tokenizer_source: str, *, vocab_size: int | None = No
     if sp is not None:
         shutil.copy(sp, path / "tokenizer.model")
     return path
+
+
+def kill_when_created(command: list[str], path: Path, timeout: float = 300) -> None:
+    """Starts `command` and SIGKILLs it the moment `path` appears (or when it ends / times out)."""
+    import subprocess
+    import time
+
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + timeout
+    while not path.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.005)
+    proc.kill()
+    proc.wait()
+
+
+def logged_losses(run_dir: Path) -> dict[int, float]:
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    return {r["step"]: r["loss"] for r in rows if "loss" in r}

@@ -105,14 +105,11 @@ def test_debug_shows_traceback(tmp_path, corpus):
         run_cli("extend-vocab", write_config(tmp_path / "c.yaml", cfg), "--debug")
 
 
-def test_unbuilt_stages_say_so(tmp_path, corpus):
-    cfg = {"model": {"name_or_path": "smollm2-135m-instruct"}, "data": {"files": [corpus.name]}, "output_dir": "o"}
-    result = run_cli("sft", write_config(tmp_path / "c.yaml", cfg))
-    assert result.code == 1 and "not implemented yet" in result.stderr
+def test_eval_task_without_its_input_is_named(tmp_path):
     cfg = {"models": [{"name": "base", "name_or_path": "smollm2-135m-instruct"}], "tasks": [{"type": "bpc"}],
            "output_dir": "o"}
     result = run_cli("eval", write_config(tmp_path / "e.yaml", cfg))
-    assert result.code == 1 and "not implemented yet" in result.stderr
+    assert result.code == 2 and "tasks.0" in result.stderr and "a bpc task needs `files`" in result.stderr
 
 
 def test_every_shipped_config_validates():

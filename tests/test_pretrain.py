@@ -8,7 +8,7 @@ from transformers import AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM
 
 from bailong.config import LoraConfig
 from bailong.pretrain import adapter_options
-from conftest import DEMO_DATA, MISTRAL_V1, run_cli, tiny_llama, write_config
+from conftest import DEMO_DATA, MISTRAL_V1, kill_when_created, logged_losses, run_cli, tiny_llama, write_config
 
 
 @pytest.fixture(scope="module")
@@ -113,7 +113,6 @@ def test_paper_preset_trains_336m_parameters():
 def test_sigkill_at_any_moment_resumes_to_the_same_steps_and_losses(extended, tmp_path):
     import subprocess
     import sys
-    import time
 
     def config(name):
         cfg = pretrain_config(extended, tmp_path / name, **{"train.max_steps": 8, "train.save_steps": 2})
@@ -126,25 +125,16 @@ def test_sigkill_at_any_moment_resumes_to_the_same_steps_and_losses(extended, tm
     killed = config("killed")
     checkpoints = tmp_path / "killed" / "checkpoints"
     for folder in ("checkpoint-2", "checkpoint-6"):  # kill the moment a checkpoint starts to be written
-        proc = subprocess.Popen(command + [str(killed)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.time() + 300
-        while not (checkpoints / folder).exists() and proc.poll() is None and time.time() < deadline:
-            time.sleep(0.005)
-        proc.kill()
-        proc.wait()
+        kill_when_created(command + [str(killed)], checkpoints / folder)
         assert not (tmp_path / "killed" / "bailong_run.json").exists()
     resumed = subprocess.run(command + [str(killed)], capture_output=True, text=True)
     assert resumed.returncode == 0, resumed.stderr
     assert "resuming from" in resumed.stdout
 
-    def losses(name):
-        rows = [json.loads(line) for line in (tmp_path / name / "metrics.jsonl").read_text().splitlines()]
-        return {r["step"]: r["loss"] for r in rows if "loss" in r}
-
     assert json.loads((tmp_path / "killed" / "bailong_run.json").read_text())["steps"] == 8
     state = json.loads((checkpoints / "checkpoint-8" / "trainer_state.json").read_text())
     assert state["global_step"] == 8
-    expected, got = losses("straight"), losses("killed")
+    expected, got = logged_losses(tmp_path / "straight"), logged_losses(tmp_path / "killed")
     assert sorted(got) == list(range(1, 9))
     for step in range(1, 9):  # the same trajectory (resuming restores weights, optimizer, schedule, data position)
         assert got[step] == pytest.approx(expected[step], rel=1e-2), step
@@ -216,15 +206,25 @@ def test_output_dir_of_another_run_is_refused(lora_run, extended, tmp_path):
     assert result.code == 2 and "holds another run's checkpoints with a different config (lora.r)" in result.stderr
 
 
-def test_ddp_two_processes_stay_in_sync(extended, tmp_path):
+LAUNCHERS = {
+    "accelerate": ["accelerate", "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+                   "--mixed_precision", "no", "--dynamo_backend", "no"],
+    "torchrun": ["torchrun", "--nproc_per_node", "2"],
+}
+
+
+@pytest.mark.parametrize("launcher", LAUNCHERS)
+def test_ddp_two_processes_stay_in_sync(extended, tmp_path, launcher):
+    """`accelerate launch -m bailong pretrain` (and torchrun) with two CPU processes over gloo."""
     import subprocess
     import sys
+    from pathlib import Path
 
     out = tmp_path / "run"
     cfg = pretrain_config(extended, out, **{"train.max_steps": 3, "train.save_steps": 3})
     path = write_config(tmp_path / "ddp.yaml", cfg)
-    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "bailong", "pretrain",
-               str(path)]
+    exe, *args = LAUNCHERS[launcher]
+    command = [str(Path(sys.executable).with_name(exe)), *args, "-m", "bailong", "pretrain", str(path)]
     proc = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     run = json.loads((out / "bailong_run.json").read_text())

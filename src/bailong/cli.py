@@ -11,7 +11,7 @@ from typing import Annotated, Optional
 import typer
 
 from bailong import __version__
-from bailong.errors import BailongError, NotImplementedStage
+from bailong.errors import BailongError
 
 app = typer.Typer(
     help="bailong: teach an English-centric LLM Traditional Chinese (the Bailong method, arXiv 2404.00862).",
@@ -86,13 +86,6 @@ def _quiet_libraries(debug: bool) -> None:
         warnings.filterwarnings("ignore")
 
 
-def _not_implemented(stage: str) -> Callable:
-    def body(cfg) -> None:
-        raise NotImplementedStage(f"bailong {stage}: not implemented yet (the config is valid)")
-
-    return body
-
-
 @app.command("extend-vocab")
 def extend_vocab_command(
     config: ConfigArg, set_: SetOpt = None, print_config: PrintOpt = False, overwrite: OverwriteOpt = False, debug: DebugOpt = False
@@ -128,15 +121,56 @@ def export_command(
 
 
 @app.command("sft")
-def sft_command(config: ConfigArg, set_: SetOpt = None, print_config: PrintOpt = False, debug: DebugOpt = False) -> None:
-    """Supervised fine-tuning on multi-turn chat data (not implemented yet)."""
-    _run("sft", config, set_, print_config, debug, _not_implemented("sft"))
+def sft_command(
+    config: ConfigArg, set_: SetOpt = None, print_config: PrintOpt = False, overwrite: OverwriteOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Supervised fine-tuning on multi-turn chat data, loss on assistant turns."""
+    from bailong.sft import sft
+
+    _run("sft", config, set_, print_config, debug, lambda cfg: sft(cfg, overwrite=overwrite))
+
+
+@app.command("chat")
+def chat_command(
+    model: Annotated[str, typer.Argument(help="a run folder, model, or a stage's YAML config (its output_dir)",
+                                         show_default=False)],
+    system: Annotated[Optional[str], typer.Option("--system", help="a system prompt for every conversation")] = None,
+    max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", min=1, help="reply length limit")] = 256,
+    temperature: Annotated[float, typer.Option("--temperature", min=0.0, help="0 for greedy decoding")] = 0.7,
+    top_p: Annotated[float, typer.Option("--top-p", min=0.0, max=1.0)] = 0.9,
+    device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda, cuda:1, ...")] = "auto",
+    debug: DebugOpt = False,
+) -> None:
+    """Chat with a model in the terminal (one user turn per line; also reads a pipe); /reset, /exit."""
+    from bailong.chat import GenerationSettings, chat
+
+    settings = GenerationSettings(max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p)
+    _guarded(debug, lambda: chat(model, system, settings, device))
 
 
 @app.command("eval")
 def eval_command(config: ConfigArg, set_: SetOpt = None, print_config: PrintOpt = False, debug: DebugOpt = False) -> None:
-    """Bits per character, multiple choice and an LLM-as-judge bench (not implemented yet)."""
-    _run("eval", config, set_, print_config, debug, _not_implemented("eval"))
+    """Bits per character, multiple choice and an LLM-as-judge bench over several models; one report."""
+    from bailong.evaluate import evaluate
+
+    _run("eval", config, set_, print_config, debug, evaluate)
+
+
+@app.command("serve")
+def serve_command(
+    model: Annotated[str, typer.Argument(help="a run folder, model, or the embedded default", show_default=False)],
+    host: Annotated[str, typer.Option("--host", help="address to bind; 0.0.0.0 exposes it to the network")] = (
+        "127.0.0.1"),
+    port: Annotated[int, typer.Option("--port", min=1, max=65535)] = 8000,
+    name: Annotated[Optional[str], typer.Option("--name", help="the model id clients see; default: its name")] = None,
+    device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda, cuda:1, ...")] = "auto",
+    debug: DebugOpt = False,
+) -> None:
+    """Serve a model through an OpenAI-compatible API (GET /v1/models, POST /v1/chat/completions)."""
+    from bailong.serve import serve
+
+    _guarded(debug, lambda: serve(model, host=host, port=port, name=name, device=device))
 
 
 def main() -> None:

@@ -188,22 +188,31 @@ class ExtendVocabConfig(StageConfig):
         return data
 
 
-class PretrainConfig(StageConfig):
+def _weighted_files(data, what: str):
+    if not data.files:
+        raise ValueError(f"data.files is empty: list {what}")
+    if data.weights is not None and len(data.weights) != len(data.files):
+        raise ValueError(f"data.weights has {len(data.weights)} entries for {len(data.files)} files; give one each")
+    return data
+
+
+class AdapterTrainingConfig(StageConfig):
+    """What the training stages share: the base, its quantization, the adapter and the training loop."""
+
     model: ModelConfig
     quantization: QuantizationConfig = Field(default_factory=lambda: QuantizationConfig(mode="nf4"))
     lora: LoraConfig = Field(default_factory=LoraConfig)
     embeddings: EmbeddingTrainingConfig = Field(default_factory=EmbeddingTrainingConfig)
-    data: TrainDataConfig
     train: TrainConfig = Field(default_factory=TrainConfig)
+
+
+class PretrainConfig(AdapterTrainingConfig):
+    data: TrainDataConfig
 
     @field_validator("data")
     @classmethod
     def _needs_files(cls, data: TrainDataConfig) -> TrainDataConfig:
-        if not data.files:
-            raise ValueError("data.files is empty: list the training text (.txt, .jsonl, .parquet or a datasets name)")
-        if data.weights is not None and len(data.weights) != len(data.files):
-            raise ValueError(f"data.weights has {len(data.weights)} entries for {len(data.files)} files; give one each")
-        return data
+        return _weighted_files(data, "the training text (.txt, .jsonl, .parquet or a datasets name)")
 
     @model_validator(mode="after")
     def _streaming_needs_max_steps(self) -> "PretrainConfig":
@@ -214,33 +223,134 @@ class PretrainConfig(StageConfig):
         return self
 
 
-class SftConfig(PretrainConfig):
-    pass
+CHAT_FIELDS = ("messages", "role", "content", "conversations", "from", "value", "instruction", "input", "output",
+               "system")
+
+
+class SftDataConfig(Section):
+    """Chat data: JSONL/JSON/parquet or a `datasets` name, in the messages, ShareGPT or Alpaca form."""
+
+    files: list[Source] = Field(default_factory=list)
+    weights: list[float] | None = Field(None, description="mixing weights, one per entry of files")
+    format: Literal["auto", "messages", "sharegpt", "alpaca"] = Field("auto", description="auto: decided per record")
+    fields: dict[str, str] = Field(default_factory=dict, description="field names in the files, e.g. {messages: dialog}")
+    on_bad_record: Literal["error", "skip"] = Field("error", description="skip: drop malformed records and count them")
+    max_length: int = Field(2048, gt=0, description="tokens per sample; longer conversations are cut at turn borders")
+    overlong: Literal["split", "drop"] = Field("split", description="split a long conversation into samples, or drop it")
+    packing: bool = Field(False, description="pack short samples into one row; positions restart per sample")
+    validation: float = Field(0.0, ge=0, lt=1, description="share of conversations held out for validation")
+    validation_files: list[Source] = Field(default_factory=list)
+    num_proc: int | None = Field(None, gt=0, description="processes for tokenization (datasets.map)")
+
+    _files_exist = field_validator("files", "validation_files")(DataConfig._files_exist.__func__)
+    _positive = field_validator("weights")(TrainDataConfig._positive.__func__)
+
+    @field_validator("fields")
+    @classmethod
+    def _known_fields(cls, fields: dict[str, str]) -> dict[str, str]:
+        unknown = sorted(set(fields) - set(CHAT_FIELDS))
+        if unknown:
+            raise ValueError(f"unknown field name(s) {unknown}; map any of {list(CHAT_FIELDS)} to your files' names")
+        return fields
+
+
+class ChatConfig(Section):
+    """The chat format a model is trained and used with."""
+
+    template: str = Field(
+        "auto", description="auto (the base tokenizer's own, else speaker-labels), base, llama-2, speaker-labels, "
+        "or a Jinja file"
+    )
+    train_on: Literal["assistant", "last", "all"] = Field(
+        "assistant", description="loss on every assistant turn, the last one only, or all tokens"
+    )
+    system_prompt: str | None = Field(None, description="added to conversations that have no system message")
+
+
+class SftConfig(AdapterTrainingConfig):
+    pretrain_adapter: Literal["continue", "merge"] = Field(
+        "continue", description="with a pretrain run as model: train its adapter on, or merge it and add a fresh one"
+    )
+    chat: ChatConfig = Field(default_factory=ChatConfig)
+    data: SftDataConfig
+
+    @field_validator("data")
+    @classmethod
+    def _needs_files(cls, data: SftDataConfig) -> SftDataConfig:
+        return _weighted_files(data, "the chat data (.jsonl, .json, .parquet or a datasets name)")
+
+
+JUDGE_TEMPERATURES = {"writing": 0.7, "roleplay": 0.7, "math": 0.0, "reasoning": 0.0, "coding": 0.0,
+                      "extraction": 0.0}
 
 
 class EvalModel(Section):
-    name: str
-    name_or_path: Source
+    name: str = Field(description="the model's name in the report")
+    name_or_path: Source = Field(description="HF dir, hub id, .gguf, any stage's output_dir, or the embedded default")
 
 
 class EvalTask(Section):
+    """One measurement; which keys apply depends on `type`."""
+
     type: Literal["bpc", "choice", "judge"]
-    files: list[LocalPath] = Field(default_factory=list)
-    file: LocalPath | None = None
-    questions: LocalPath | None = None
-    limit: int | None = None
+    name: str | None = Field(None, description="the task's name in the report; default: its type")
+    files: list[LocalPath] = Field(default_factory=list, description="bpc: text files, one document per line")
+    window: int = Field(1024, gt=1, description="bpc: tokens per sliding window")
+    stride: int = Field(512, gt=0, description="bpc: tokens the window moves by")
+    file: LocalPath | None = Field(None, description="choice: JSONL {question, choices, answer, subject?}")
+    dev_file: LocalPath | None = Field(None, description="choice: examples for k-shot prompts")
+    shots: int = Field(0, ge=0, description="choice: examples from dev_file before each question")
+    scoring: Literal["text", "letter"] = Field("text", description="choice: log-likelihood of the choice text, or "
+                                               "of its letter after a lettered prompt")
+    questions: LocalPath | None = Field(None, description="judge: MT-bench-style JSONL {question_id, category, turns}")
+    references: LocalPath | None = Field(None, description="judge: FastChat-style answer file with reference answers")
+    temperatures: dict[str, float] = Field(default_factory=lambda: dict(JUDGE_TEMPERATURES),
+                                           description="judge: sampling temperature per category")
+    default_temperature: float = Field(0.1, ge=0)
+    max_new_tokens: int = Field(512, gt=0, description="judge: answer length limit per turn")
+    limit: int | None = Field(None, gt=0, description="use only the first N items")
+    batch_size: int = Field(8, gt=0)
+
+    @model_validator(mode="after")
+    def _inputs(self) -> "EvalTask":
+        needed = {"bpc": ("files", "a list of text files"), "choice": ("file", "a JSONL of questions"),
+                  "judge": ("questions", "an MT-bench-style question file")}[self.type]
+        if not getattr(self, needed[0]):
+            raise ValueError(f"a {self.type} task needs `{needed[0]}`: {needed[1]}")
+        if self.shots and not self.dev_file:
+            raise ValueError("shots > 0 needs dev_file: the examples to show")
+        return self
 
 
 class JudgeConfig(Section):
+    """An OpenAI-compatible chat-completions endpoint that grades answers."""
+
     base_url: str = "http://127.0.0.1:8000/v1"
     model: str = "judge"
-    api_key_env: str = "OPENAI_API_KEY"
+    api_key_env: str | None = Field("OPENAI_API_KEY", description="environment variable holding the API key")
+    serve: Source | None = Field(None, description="start this model on loopback as the judge (demos and tests)")
+    concurrency: int = Field(4, gt=0)
+    max_retries: int = Field(3, ge=0, description="re-asks when a reply has no parseable rating")
+    timeout_s: float = Field(120, gt=0)
+    max_tokens: int = Field(1024, gt=0, description="length limit of a judgment")
+    templates: LocalPath | None = Field(None, description="a YAML/JSON file overriding the grading prompts")
 
 
 class EvalConfig(StageConfig):
     models: list[EvalModel]
     tasks: list[EvalTask]
     judge: JudgeConfig = Field(default_factory=JudgeConfig)
+    device: str = Field("auto", description="'auto', 'cpu', 'cuda', ...")
+
+    @field_validator("models", "tasks")
+    @classmethod
+    def _not_empty(cls, items: list, info) -> list:
+        if not items:
+            raise ValueError(f"{info.field_name} is empty: list at least one")
+        names = [getattr(item, "name", None) or getattr(item, "type", None) for item in items]
+        if len(set(names)) != len(names):
+            raise ValueError(f"{info.field_name}: names must be unique (give each a distinct `name`)")
+        return items
 
 
 STAGE_CONFIGS: dict[str, type[StageConfig]] = {

@@ -6,6 +6,3 @@ class BailongError(Exception):
 
     exit_code = 2
 
-
-class NotImplementedStage(BailongError):
-    exit_code = 1

@@ -228,10 +228,12 @@ def load_model(
     lora: LoraConfig | None = None,
     trainable: bool = False,
     keep_checkpoint_dtype: bool = False,
+    gradient_checkpointing: bool | None = None,
 ) -> PreTrainedModel:
     """Loads a causal LM; resizes its embeddings to `vocab_size` before any adapter is attached or loaded.
 
-    With `keep_checkpoint_dtype`, `model.dtype: auto` keeps the dtype the checkpoint was saved in.
+    With `keep_checkpoint_dtype`, `model.dtype: auto` keeps the dtype the checkpoint was saved in. For training a
+    quantized base, `gradient_checkpointing` (True/False) makes it ready for k-bit training before an adapter loads.
     """
     from transformers import AutoModelForCausalLM
 
@@ -243,7 +245,7 @@ def load_model(
         adapter = model_cfg.adapter or str(Path(source.path) / ADAPTER_DIR)
         base_cfg = model_cfg.model_copy(update={"name_or_path": run["base_model"], "adapter": adapter})
         return load_model(base_cfg, quant, vocab_size=vocab_size, lora=lora, trainable=trainable,
-                          keep_checkpoint_dtype=keep_checkpoint_dtype)
+                          keep_checkpoint_dtype=keep_checkpoint_dtype, gradient_checkpointing=gradient_checkpointing)
     if source.kind == "sentencepiece":
         raise BailongError(f"{source.path}: a SentencePiece .model file is a tokenizer, not a model")
     device = pick_device(model_cfg.device)
@@ -266,6 +268,11 @@ def load_model(
         model.to(device)
     if vocab_size is not None and vocab_size != model.get_input_embeddings().weight.shape[0]:
         model.resize_token_embeddings(vocab_size)
+    if gradient_checkpointing is not None and quant is not None and quant.mode != "none":
+        from peft import prepare_model_for_kbit_training
+
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=gradient_checkpointing,
+                                                gradient_checkpointing_kwargs={"use_reentrant": False})
     if model_cfg.adapter:
         from peft import PeftModel
 

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
-import yaml
 from transformers import set_seed
 
 from bailong.checkpoint import EXTENSION_FILE
@@ -15,38 +13,8 @@ from bailong.config_file import CONFIG_FILE, dump_config
 from bailong.data.packing import build_training_data
 from bailong.errors import BailongError
 from bailong.loading import attach_lora, load_model, load_tokenizer, resolve_source
-from bailong.outputs import atomic_output_dir
-from bailong.runs import ADAPTER_DIR, METRICS_PNG, plot_metrics, write_run
-from bailong.trainer import METRICS_FILE, ranks_in_sync, train_model, training_arguments
-
-# Keys that may differ when a run is resumed: how long to train and how to resume.
-_RESUMABLE_CHANGES = {("train", "max_steps"), ("train", "epochs"), ("train", "resume"), ("train", "save_steps")}
-
-
-def check_run_dir(run_dir: Path, cfg, overwrite: bool) -> None:
-    """A run folder holds one run: the same config may resume in it; anything else is refused."""
-    if not run_dir.exists() or not any(run_dir.iterdir()):
-        return
-    if overwrite:
-        shutil.rmtree(run_dir)
-        return
-    saved = run_dir / CONFIG_FILE
-    if not saved.is_file():
-        raise BailongError(f"output_dir {run_dir} exists and is not a bailong run; pass --overwrite or choose another")
-    old, new = yaml.safe_load(saved.read_text(encoding="utf-8")), cfg.model_dump(mode="json")
-    changed = [k for k in _diff(old, new) if k not in _RESUMABLE_CHANGES]
-    if changed:
-        keys = ", ".join(".".join(k) for k in changed[:5])
-        raise BailongError(
-            f"output_dir {run_dir} holds another run's checkpoints with a different config ({keys}); "
-            "choose another output_dir or pass --overwrite to start over"
-        )
-
-
-def _diff(old, new, prefix=()) -> list[tuple]:
-    if isinstance(old, dict) and isinstance(new, dict):
-        return [k for key in old.keys() | new.keys() for k in _diff(old.get(key), new.get(key), (*prefix, key))]
-    return [] if old == new else [prefix]
+from bailong.runs import ADAPTER_DIR, METRICS_PNG, check_run_dir, finish_run
+from bailong.trainer import train_model, training_arguments
 
 
 def extension_metadata(name_or_path: str) -> dict | None:
@@ -85,40 +53,40 @@ def adapter_options(model, lora: LoraConfig, embeddings: EmbeddingTrainingConfig
 
 def preflight(cfg: PretrainConfig, tokenizer) -> dict | None:
     """Checks model, tokenizer and data settings against each other before any data is read; the extension metadata."""
-    from transformers import AutoConfig
-
     extension = extension_metadata(cfg.model.name_or_path)
     if cfg.embeddings.train == "new-rows" and not (extension and extension.get("new_token_ids")):
         raise BailongError(
             f"embeddings.train: new-rows needs the output of bailong extend-vocab as model.name_or_path "
             f"({cfg.model.name_or_path!r} has no {EXTENSION_FILE} with new token ids)"
         )
-    source = resolve_source(cfg.model.name_or_path)
-    if source.kind == "run":
-        return extension
-    config = AutoConfig.from_pretrained(source.path, revision=cfg.model.revision,
-                                        trust_remote_code=cfg.model.trust_remote_code,
+    if resolve_source(cfg.model.name_or_path).kind != "run":
+        check_model_fits(cfg.model, cfg.model.name_or_path, tokenizer, ("data.block_size", cfg.data.block_size))
+    return extension
+
+
+def check_model_fits(model_cfg, name_or_path: str, tokenizer, length: tuple[str, int]) -> None:
+    """The model (by its config alone) has room for `length` = (key, tokens) and for every token of `tokenizer`."""
+    from transformers import AutoConfig
+
+    source = resolve_source(name_or_path)
+    config = AutoConfig.from_pretrained(source.path, revision=model_cfg.revision,
+                                        trust_remote_code=model_cfg.trust_remote_code,
                                         **({"gguf_file": source.gguf_file} if source.gguf_file else {}))
+    key, tokens = length
     context = getattr(config, "max_position_embeddings", None)
-    if context and cfg.data.block_size > context:
-        raise BailongError(f"data.block_size={cfg.data.block_size} is above the model's context of {context} "
-                           "tokens; lower data.block_size")
+    if context and tokens > context:
+        raise BailongError(f"{key}={tokens} is above the model's context of {context} tokens; lower {key}")
     rows = getattr(config, "vocab_size", None)
     if rows and len(tokenizer) > rows:
         raise BailongError(
             f"the tokenizer has {len(tokenizer)} tokens but the model only {rows} embedding rows: they do not belong "
-            "together; point model.tokenizer and model.name_or_path at the same extend-vocab output"
+            "together; point model.tokenizer and model.name_or_path at the same run or extend-vocab output"
         )
-    return extension
 
 
 def prepare_model(cfg: PretrainConfig, extension: dict | None):
     """The base through the loading core, made ready for k-bit training, with a fresh adapter attached."""
-    from peft import prepare_model_for_kbit_training
-
-    model = load_model(cfg.model, cfg.quantization)
-    if cfg.quantization.mode != "none":
-        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=cfg.train.gradient_checkpointing)
+    model = load_model(cfg.model, cfg.quantization, gradient_checkpointing=cfg.train.gradient_checkpointing)
     new_ids = extension["new_token_ids"] if extension else None
     return attach_lora(model, cfg.lora, **adapter_options(model, cfg.lora, cfg.embeddings, new_ids))
 
@@ -140,33 +108,17 @@ def pretrain(cfg: PretrainConfig, overwrite: bool = False) -> dict:
     (run_dir / CONFIG_FILE).write_text(dump_config(cfg), encoding="utf-8")
     tokenizer.save_pretrained(run_dir)
 
-    trainer = train_model(model, tokenizer, data, cfg.train, args, run_dir, block_size=cfg.data.block_size,
-                          embedding_lr=cfg.embeddings.learning_rate)
-    in_sync = ranks_in_sync(trainer.model)
-    if not in_sync:
-        raise RuntimeError("the processes ended with different weights: the distributed run is out of sync")
-    if trainer.args.process_index == 0:
-        with atomic_output_dir(run_dir / ADAPTER_DIR, overwrite=True) as tmp:
-            trainer.model.save_pretrained(tmp, save_embedding_layers=False)
-        plot_metrics(run_dir / METRICS_FILE, run_dir / METRICS_PNG)
-        base = resolve_source(cfg.model.name_or_path)
-        metadata = {
-            "stage": "pretrain",
-            "base_model": base.path if base.is_local else cfg.model.name_or_path,
-            "adapter": ADAPTER_DIR,
-            "steps": trainer.state.global_step,
-            "world_size": trainer.args.world_size,
-            "ranks_in_sync": in_sync,
-            "trainable_parameters": trainable,
-            "total_parameters": total,
-            "embeddings_train": cfg.embeddings.train,
-            "train_blocks": data.train_blocks,
-            "log": [r for r in trainer.state.log_history if "eval_loss" in r or "train_loss" in r],
-        }
-        write_run(run_dir, metadata)
+    trainer = train_model(model, tokenizer, data, cfg.train, args, run_dir, embedding_lr=cfg.embeddings.learning_rate)
+    metadata = finish_run(trainer, run_dir, cfg.model.name_or_path, {
+        "stage": "pretrain",
+        "trainable_parameters": trainable,
+        "total_parameters": total,
+        "embeddings_train": cfg.embeddings.train,
+        "train_blocks": data.train_blocks,
+    })
+    if metadata:
         _print_summary(run_dir, metadata)
-        return metadata
-    return {}
+    return metadata
 
 
 def _print_summary(run_dir: Path, metadata: dict) -> None:

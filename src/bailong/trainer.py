@@ -56,7 +56,9 @@ def precision(train: TrainConfig) -> dict:
     return {"bf16": wanted == "bf16", "fp16": wanted == "fp16"}
 
 
-def training_arguments(train: TrainConfig, run_dir: Path, has_validation: bool) -> TrainingArguments:
+def training_arguments(train: TrainConfig, run_dir: Path, has_validation: bool, padded: bool = False
+                       ) -> TrainingArguments:
+    """Trainer's arguments for a run; `padded` batches count only their real tokens as tokens seen."""
     eval_steps = train.eval_steps or train.save_steps
     return TrainingArguments(
         output_dir=str(run_dir / "checkpoints"),
@@ -91,6 +93,8 @@ def training_arguments(train: TrainConfig, run_dir: Path, has_validation: bool) 
         # logged loss stays per token instead of scaled by the number of processes.
         average_tokens_across_devices=False,
         dataloader_num_workers=0,
+        use_cache=False,  # with a KV cache the masks ignore position ids, and packed samples would attend across
+        include_num_input_tokens_seen="non_padding" if padded else "all",
         **precision(train),
     )
 
@@ -98,10 +102,9 @@ def training_arguments(train: TrainConfig, run_dir: Path, has_validation: bool) 
 class BailongTrainer(Trainer):
     """Trainer with a separate learning rate for embedding parameters and token throughput in every log."""
 
-    def __init__(self, *args, embedding_lr: float | None = None, tokens_per_step: int, data: TrainingData, **kwargs):
+    def __init__(self, *args, embedding_lr: float | None = None, data: TrainingData, **kwargs):
         super().__init__(*args, **kwargs)
         self.embedding_lr = embedding_lr
-        self.tokens_per_step = tokens_per_step
         self.data = data
         self._clock: tuple[float, int] | None = None
 
@@ -128,13 +131,13 @@ class BailongTrainer(Trainer):
             del self.model.save_pretrained
 
     def log(self, logs: dict, start_time: float | None = None) -> None:
-        step = self.state.global_step
-        logs["tokens_seen"] = step * self.tokens_per_step
+        seen = self.state.num_input_tokens_seen
+        logs["tokens_seen"] = seen
         now = time.perf_counter()
-        if self._clock is not None and step > self._clock[1] and "loss" in logs:
-            logs["tokens_per_s"] = round((step - self._clock[1]) * self.tokens_per_step / (now - self._clock[0]), 1)
+        if self._clock is not None and seen > self._clock[1] and "loss" in logs:
+            logs["tokens_per_s"] = round((seen - self._clock[1]) / (now - self._clock[0]), 1)
         if "loss" in logs:
-            self._clock = (now, step)
+            self._clock = (now, seen)
         if "eval_loss" in logs:
             bpc = self.data.bits_per_char(logs["eval_loss"])
             if bpc is not None:
@@ -173,22 +176,20 @@ class StepZeroEvaluation(TrainerCallback):
 
 
 def train_model(model, tokenizer, data: TrainingData, train: TrainConfig, args: TrainingArguments, run_dir: Path, *,
-                block_size: int, embedding_lr: float | None = None, callbacks: list | None = None) -> Trainer:
+                collator=None, embedding_lr: float | None = None, callbacks: list | None = None) -> Trainer:
     """Runs (or resumes) training with `args` (made before the model is loaded, so that they set up the processes);
-    returns the Trainer after the last step."""
+    returns the Trainer after the last step. The default collator stacks equal-length blocks."""
     folder = Path(args.output_dir)
     folder.mkdir(parents=True, exist_ok=True)
-    tokens_per_step = train.batch_size * train.grad_accum * args.world_size * block_size
     trainer = BailongTrainer(
         model=model,
         args=args,
         train_dataset=data.train,
         eval_dataset=data.validation,
-        data_collator=default_data_collator,
+        data_collator=collator or default_data_collator,
         processing_class=tokenizer,
         callbacks=[RunFiles(run_dir), *(callbacks or [])],
         embedding_lr=embedding_lr,
-        tokens_per_step=tokens_per_step,
         data=data,
     )
     checkpoint = resume_from(folder, train.resume, args.process_index == 0)

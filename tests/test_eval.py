@@ -1,0 +1,155 @@
+"""bailong eval on real data: bits per character, multiple choice, and the judge task against judges on loopback —
+a tiny model served by `bailong serve` (its replies are unparseable) and a scripted grader — incl. interrupt and
+rerun."""
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from bailong.config import EvalTask
+from bailong.evaluation.judge import load_bench
+from conftest import DEMO_DATA, MISTRAL_V1, run_cli, shared_file, tiny_llama, write_config
+
+EASY = [  # questions a 135M English model should get right by the likelihood of the choice text
+    ("The capital of France is", ["Paris", "a banana", "the ocean", "Tuesday"], "A"),
+    ("Water freezes at zero degrees", ["purple", "Celsius", "singing", "quickly"], "B"),
+    ("The opposite of hot is", ["green", "seven", "cold", "table"], "C"),
+    ("One plus one equals", ["blue", "car", "tree", "two"], "D"),
+    ("The sun rises in the", ["east", "fridge", "spoon", "keyboard"], "A"),
+    ("Cats and dogs are", ["minerals", "animals", "numbers", "verbs"], "B"),
+]
+
+
+@pytest.fixture(scope="module")
+def smollm2():
+    from bailong.chat import ChatModel
+
+    return ChatModel("smollm2-135m-instruct")
+
+
+def test_bpc_task_on_tc_wikipedia(smollm2):
+    from bailong.evaluation.bpc import run_bpc
+    from bailong.metrics import bits_per_character
+
+    path = shared_file("tc/drcd_test_seen_titles_paragraphs.txt")
+    task = EvalTask(type="bpc", files=[str(path)], limit=2, window=256, stride=128)
+    result = run_bpc(task, smollm2.model, smollm2.tokenizer)
+    docs = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()][:2]
+    assert result["documents"] == 2 and result["characters"] == sum(len(d) for d in docs)
+    direct = bits_per_character(smollm2.model, smollm2.tokenizer, docs, max_length=256, stride=128)
+    assert result["bits_per_char"] == pytest.approx(direct["bits_per_char"])
+    assert result["tokens_per_char"] > 1.0  # byte-level BPE without TC tokens: more than a token per character
+    assert 2 < result["bits_per_char"] < 20 and result["perplexity"] > 1
+
+
+def test_choice_task_scores_easy_questions_and_real_tmmlu(smollm2, tmp_path):
+    from bailong.evaluation.choice import run_choice
+
+    easy = tmp_path / "easy.jsonl"
+    easy.write_text("".join(json.dumps({"question": q, "choices": c, "answer": a, "subject": "easy"}) + "\n"
+                            for q, c, a in EASY), encoding="utf-8")
+    result = run_choice(EvalTask(type="choice", file=str(easy), batch_size=5), smollm2.model, smollm2.tokenizer)
+    assert result["accuracy"] >= 5 / 6 and result["per_subject"] == {"easy": result["accuracy"]}
+
+    tmmlu = shared_file("bench/tmmlu_mc.jsonl")
+    lettered = EvalTask(type="choice", file=str(tmmlu), limit=6, scoring="letter", shots=1,
+                        dev_file=str(DEMO_DATA / "tc_choice_dev.jsonl"))
+    result = run_choice(lettered, smollm2.model, smollm2.tokenizer)
+    assert result["questions"] == 6 and 0 <= result["accuracy"] <= 1 and result["chance"] == pytest.approx(0.25)
+    subjects = {json.loads(line)["subject"] for line in tmmlu.read_text(encoding="utf-8").splitlines()[:6]}
+    assert set(result["per_subject"]) == subjects
+
+
+def test_bench_mini_is_well_formed():
+    questions = load_bench(str(DEMO_DATA / "bailong_bench_mini.jsonl"))
+    assert 30 <= len(questions) <= 50
+    categories = {q["category"] for q in questions}
+    assert {"writing", "roleplay", "reasoning", "math", "coding", "extraction", "stem", "humanities", "translation",
+            "multi-turn"} <= categories
+    assert any(len(q["turns"]) == 2 for q in questions) and any(q.get("reference") for q in questions)
+    assert any(q.get("answer_language") for q in questions if q["category"] != "translation")
+
+
+class ScriptedJudge(BaseHTTPRequestHandler):
+    """A grader on loopback: rates 7, except that every third request gets a reply without a rating."""
+
+    requests = 0
+
+    def do_POST(self):  # noqa: N802
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        type(self).requests += 1
+        prompt = body["messages"][-1]["content"]
+        text = "No rating here." if "[[" not in prompt or type(self).requests % 3 == 0 else "Fine.\nRating: [[7]]"
+        payload = json.dumps({"choices": [{"message": {"role": "assistant", "content": text}}]}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def scripted_judge():
+    server = ThreadingHTTPServer(("127.0.0.1", 0), ScriptedJudge)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/v1"
+    server.shutdown()
+
+
+def eval_config(tmp_path, models, judge: dict, limit=4) -> dict:
+    return {
+        "models": models,
+        "tasks": [{"type": "bpc", "files": [str(DEMO_DATA / "tc_heldout.txt")], "limit": 3},
+                  {"type": "choice", "file": str(DEMO_DATA / "tc_choice.jsonl"), "limit": 4},
+                  {"type": "judge", "questions": str(shared_file("bench/mt_bench_en_questions.jsonl")),
+                   "references": str(shared_file("bench/mt_bench_en_reference_gpt4.jsonl")), "limit": limit,
+                   "max_new_tokens": 6}],
+        "judge": {"max_retries": 1, "concurrency": 2, "max_tokens": 8, **judge},
+        "output_dir": str(tmp_path / "eval"),
+    }
+
+
+def test_judge_served_by_bailong_serve_fails_softly_and_rerun_resumes(tmp_path):
+    model = tiny_llama(tmp_path / "tiny", str(MISTRAL_V1))
+    cfg = eval_config(tmp_path, [{"name": "tiny", "name_or_path": str(model)}],
+                      {"serve": str(model), "model": "tiny-judge"}, limit=3)
+    config = write_config(tmp_path / "e.yaml", cfg)
+    result = run_cli("eval", config)
+    assert result.code == 0, result.stderr
+    out = tmp_path / "eval"
+    results = json.loads((out / "results.json").read_text())
+    tiny = results["tiny"]
+    judgments = [json.loads(line) for line in (out / "judgments.jsonl").read_text().splitlines()]
+    assert len(judgments) == 6  # three two-turn questions
+    assert tiny["judge"]["failures"] == sum(j["status"] == "failed" for j in judgments) > 0
+    assert set(tiny) >= {"bpc", "choice", "judge", "language_consistency"}
+    assert (out / "results.md").is_file() and (out / "results.png").is_file()
+
+    # an interrupted run: the last judgment lost and the one before cut mid-line
+    lines = (out / "judgments.jsonl").read_text().splitlines(keepends=True)
+    (out / "judgments.jsonl").write_text("".join(lines[:4]) + lines[4][:20])
+    answers_before = (out / "answers.jsonl").read_text()
+    assert run_cli("eval", config).code == 0
+    again = [json.loads(line) for line in (out / "judgments.jsonl").read_text().splitlines()]
+    assert sorted(j["key"] for j in again) == sorted(j["key"] for j in judgments)
+    assert [j["key"] for j in again[:4]] == [j["key"] for j in judgments[:4]]
+    assert (out / "answers.jsonl").read_text() == answers_before  # answers were not generated again
+
+
+def test_scripted_judge_scores_per_category_and_turn(tmp_path, scripted_judge):
+    cfg = eval_config(tmp_path, [{"name": "smol", "name_or_path": "smollm2-135m-instruct"}],
+                      {"base_url": scripted_judge, "model": "grader"}, limit=2)
+    result = run_cli("eval", write_config(tmp_path / "e.yaml", cfg))
+    assert result.code == 0, result.stderr
+    judge = json.loads((tmp_path / "eval" / "results.json").read_text())["smol"]["details"]["judge"]
+    records = [json.loads(line) for line in (tmp_path / "eval" / "judgments.jsonl").read_text().splitlines()]
+    ok = [r for r in records if r["status"] == "ok"]
+    assert ok and all(r["rating"] == 7 for r in ok)
+    assert judge["mean"] == 7 and judge["judged"] == len(ok) and judge["failures"] == len(records) - len(ok)
+    assert set(judge["per_turn"]) <= {"1", "2"} and judge["per_category"] == {"writing": 7}
+    assert judge["language_consistency"]["checked"] >= 1
