@@ -245,7 +245,8 @@ def test_sft_continues_the_pretrain_adapter_and_chats_through_a_pipe(pretrain_ru
     from transformers import AutoTokenizer
 
     out = tmp_path / "sft"
-    result = run_cli("sft", write_config(tmp_path / "s.yaml", sft_config(pretrain_run, out)))
+    config = write_config(tmp_path / "s.yaml", sft_config(pretrain_run, out))
+    result = run_cli("sft", config)
     assert result.code == 0, result.stderr
     assert "continuing the adapter" in result.stdout and "conversations ->" in result.stdout
     run = json.loads((out / "bailong_run.json").read_text())
@@ -255,7 +256,8 @@ def test_sft_continues_the_pretrain_adapter_and_chats_through_a_pipe(pretrain_ru
     assert [r["step"] for r in rows if "loss" in r] == [1, 2, 3, 4]
     assert any("eval_loss" in r for r in rows) and rows[-1]["tokens_seen"] > 0
     assert "[INST]" in AutoTokenizer.from_pretrained(out).chat_template
-    chat = subprocess.run([sys.executable, "-m", "bailong", "chat", str(out), "--max-new-tokens", "8"],
+    # the stage's config stands for its output_dir (`bailong chat RUN_DIR` is what `make demo` runs)
+    chat = subprocess.run([sys.executable, "-m", "bailong", "chat", str(config), "--max-new-tokens", "8"],
                           input="你好\n/reset\nHello\n/exit\nnever read\n", capture_output=True, text=True, timeout=300)
     assert chat.returncode == 0, chat.stderr
     assert "(new conversation)" in chat.stdout and len(chat.stdout.strip().splitlines()) >= 3
