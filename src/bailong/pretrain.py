@@ -91,12 +91,17 @@ def prepare_model(cfg: PretrainConfig, extension: dict | None):
     return attach_lora(model, cfg.lora, **adapter_options(model, cfg.lora, cfg.embeddings, new_ids))
 
 
-def pretrain(cfg: PretrainConfig, overwrite: bool = False) -> dict:
+def start_run(cfg, overwrite: bool):
+    """(the run folder, checked and created; the base tokenizer) for a training stage."""
     run_dir = Path(cfg.output_dir)
     check_run_dir(run_dir, cfg, overwrite)
     run_dir.mkdir(parents=True, exist_ok=True)
-    tokenizer = load_tokenizer(cfg.model.tokenizer_source, revision=cfg.model.revision,
-                               trust_remote_code=cfg.model.trust_remote_code)
+    return run_dir, load_tokenizer(cfg.model.tokenizer_source, revision=cfg.model.revision,
+                                   trust_remote_code=cfg.model.trust_remote_code)
+
+
+def pretrain(cfg: PretrainConfig, overwrite: bool = False) -> dict:
+    run_dir, tokenizer = start_run(cfg, overwrite)
     extension = preflight(cfg, tokenizer)
     has_validation = bool(cfg.data.validation_files) or (cfg.data.validation > 0 and not cfg.data.streaming)
     args = training_arguments(cfg.train, run_dir, has_validation)  # before the model: it sets up the processes

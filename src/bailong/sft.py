@@ -16,9 +16,9 @@ from bailong.config import SftConfig
 from bailong.config_file import CONFIG_FILE, dump_config
 from bailong.data.sft import build_sft_data
 from bailong.errors import BailongError
-from bailong.loading import load_model, load_tokenizer, resolve_source
-from bailong.pretrain import check_model_fits, extension_metadata, prepare_model
-from bailong.runs import ADAPTER_DIR, METRICS_PNG, check_run_dir, finish_run, read_run
+from bailong.loading import load_model, resolve_source
+from bailong.pretrain import check_model_fits, extension_metadata, prepare_model, start_run
+from bailong.runs import ADAPTER_DIR, METRICS_PNG, finish_run, read_run
 from bailong.trainer import train_model, training_arguments
 
 MERGED_BASE_DIR = "base"
@@ -49,11 +49,7 @@ def collator(cfg: SftConfig, tokenizer):
 
 
 def sft(cfg: SftConfig, overwrite: bool = False) -> dict:
-    run_dir = Path(cfg.output_dir)
-    check_run_dir(run_dir, cfg, overwrite)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    tokenizer = load_tokenizer(cfg.model.tokenizer_source, revision=cfg.model.revision,
-                               trust_remote_code=cfg.model.trust_remote_code)
+    run_dir, tokenizer = start_run(cfg, overwrite)
     set_template(tokenizer, cfg.chat.template)
     has_validation = bool(cfg.data.validation_files) or cfg.data.validation > 0
     args = training_arguments(cfg.train, run_dir, has_validation, padded=not cfg.data.packing)
