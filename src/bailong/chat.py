@@ -51,11 +51,8 @@ class ChatModel:
         self.model.eval()
 
     def prompt_ids(self, messages: list[dict]):
-        import torch
-
         text = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-        ids = self.tokenizer(text, add_special_tokens=False, return_tensors="pt")["input_ids"]
-        return ids.to(self.model.device) if isinstance(ids, torch.Tensor) else ids
+        return self.tokenizer(text, add_special_tokens=False, return_tensors="pt")["input_ids"].to(self.model.device)
 
     def reply(self, messages: list[dict], settings: GenerationSettings, streamer=None) -> str:
         """The assistant's next turn (streamed to `streamer` as it is generated)."""

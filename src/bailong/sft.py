@@ -83,7 +83,7 @@ def sft(cfg: SftConfig, overwrite: bool = False) -> dict:
     metadata = finish_run(trainer, run_dir, base, {
         "stage": "sft",
         "started_from": cfg.model.name_or_path,
-        "pretrain_adapter": cfg.pretrain_adapter if read_run(resolve_source(cfg.model.name_or_path).path) else None,
+        "pretrain_adapter": cfg.pretrain_adapter if base != cfg.model.name_or_path else None,
         "chat_template": cfg.chat.template,
         "train_on": cfg.chat.train_on,
         "trainable_parameters": trainable,

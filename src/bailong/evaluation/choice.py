@@ -67,9 +67,11 @@ def few_shot_prefix(examples: list[dict], lettered: bool) -> str:
 def log_likelihoods(model, tokenizer, pairs: list[tuple[str, str]], batch_size: int) -> list[float]:
     """Sum of log-probabilities of each continuation given its context (tokenized together, as generated)."""
     device = next(model.parameters()).device
-    encoded = []
+    encoded, contexts = [], {}
     for context, continuation in pairs:
-        context_ids = tokenizer(context)["input_ids"]
+        if context not in contexts:  # the choices of a question share its (few-shot) prompt
+            contexts[context] = tokenizer(context)["input_ids"]
+        context_ids = contexts[context]
         whole = tokenizer(context + continuation)["input_ids"]
         start = len(context_ids) if whole[: len(context_ids)] == context_ids else len(context_ids) - 1
         encoded.append((whole, max(1, start)))
