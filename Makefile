@@ -4,7 +4,7 @@ VENV ?= .venv
 TORCH ?= torch==2.13.0
 BIN := $(VENV)/bin
 
-.PHONY: install demo test clean
+.PHONY: install demo test test-fast lint clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,12 +22,21 @@ demo: install
 	$(BIN)/bailong extend-vocab configs/demo/extend_vocab.yaml --overwrite
 	$(BIN)/bailong pretrain configs/demo/pretrain.yaml --overwrite
 	$(BIN)/bailong sft configs/demo/sft.yaml --overwrite
-	rm -rf runs/demo/eval
-	$(BIN)/bailong eval configs/demo/eval.yaml
+	$(BIN)/bailong eval configs/demo/eval.yaml --overwrite
 	printf '你好\nHello!\n' | $(BIN)/bailong chat runs/demo/sft --max-new-tokens 32 --temperature 0
 
 test: install
 	$(BIN)/python -m pytest -q
+
+# Everything but the tests marked slow (DDP, SIGKILL, HTTP servers, end to end): a few minutes on 2 cores.
+test-fast: install
+	$(BIN)/python -m pytest -q -m "not slow"
+
+# ruff (E, F, I, UP, B), the formatter, and the import-layer contract in pyproject.toml ([tool.importlinter]).
+lint: install
+	$(BIN)/ruff check src tests scripts
+	$(BIN)/ruff format --check src tests scripts
+	$(BIN)/lint-imports
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -22,13 +22,13 @@ from pathlib import Path
 
 import torch
 
-from bailong.checkpoint import base_pieces
-from bailong.config import EmbeddingsConfig, ExtendVocabConfig, ModelConfig
-from bailong.embeddings import initialize_new_rows
-from bailong.extend_vocab import extend_vocab
+from bailong.config import ExtendVocabConfig, ModelConfig, NewRowsConfig
+from bailong.console import format_table
+from bailong.evaluation.bpc import bits_per_character
 from bailong.loading import load_model, load_tokenizer
-from bailong.metrics import bits_per_character
-from bailong.table import format_table
+from bailong.stages.extend_vocab import run as extend_vocab
+from bailong.vocab.checkpoint import base_pieces
+from bailong.vocab.init import initialize_new_rows
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "src" / "bailong" / "demo_data"
@@ -66,7 +66,9 @@ def measure(base_model, base_tok, new_tok, texts, settings: dict, untie: bool) -
     initialize_new_rows(
         model.get_input_embeddings().weight.data,
         None if tied else model.get_output_embeddings().weight.data,
-        new_ids, pieces, EmbeddingsConfig(**settings),
+        new_ids,
+        pieces,
+        NewRowsConfig(**settings),
     )
     seconds = time.perf_counter() - start
     return {**bits_per_character(model, new_tok, texts), "init_seconds": seconds, "tied": tied}
@@ -85,10 +87,14 @@ def main() -> None:
 
     texts = [line.strip() for line in open(args.heldout, encoding="utf-8") if line.strip()][: args.limit]
     with tempfile.TemporaryDirectory() as tmp:
-        cfg = ExtendVocabConfig.model_validate({
-            "model": {"tokenizer": args.model}, "data": {"files": args.corpus},
-            "vocab": {"new_tokens": args.new_tokens, "held_out": 0}, "output_dir": f"{tmp}/tok",
-        })
+        cfg = ExtendVocabConfig.model_validate(
+            {
+                "model": {"tokenizer": args.model},
+                "data": {"files": args.corpus},
+                "vocab": {"new_tokens": args.new_tokens, "held_out": 0},
+                "output_dir": f"{tmp}/tok",
+            }
+        )
         report = extend_vocab(cfg)
         new_tok = load_tokenizer(f"{tmp}/tok")
     base_tok = load_tokenizer(args.model)
@@ -103,11 +109,20 @@ def main() -> None:
         results[name] = measure(base_model, base_tok, new_tok, texts, settings, untie)
         print(f"{name}: {results[name]['bits_per_char']:.3f} bits/char", flush=True)
 
-    rows = [[name, f"{r['bits_per_char']:.3f}", f"{r['bits_per_char'] / base['bits_per_char']:.2f}x",
-             f"{r['tokens_per_char']:.3f}"] for name, r in results.items()]
+    rows = [
+        [
+            name,
+            f"{r['bits_per_char']:.3f}",
+            f"{r['bits_per_char'] / base['bits_per_char']:.2f}x",
+            f"{r['tokens_per_char']:.3f}",
+        ]
+        for name, r in results.items()
+    ]
     print()
-    print(f"{args.model}, {report['tokens_added']} tokens added from {', '.join(Path(c).name for c in args.corpus)}; "
-          f"{len(texts)} held-out documents of {Path(args.heldout).name} ({sum(map(len, texts))} characters)")
+    print(
+        f"{args.model}, {report['tokens_added']} tokens added from {', '.join(Path(c).name for c in args.corpus)}; "
+        f"{len(texts)} held-out documents of {Path(args.heldout).name} ({sum(map(len, texts))} characters)"
+    )
     print(format_table(["initialization", "bits/char", "vs base", "tokens/char"], rows))
     if args.json:
         Path(args.json).write_text(json.dumps({"tokens_added": report["tokens_added"], "results": results}, indent=2))

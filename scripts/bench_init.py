@@ -17,9 +17,9 @@ import time
 
 import torch
 
-from bailong.config import EmbeddingsConfig
-from bailong.embeddings import initialize_new_rows
-from bailong.table import format_table
+from bailong.config import NewRowsConfig
+from bailong.console import format_table
+from bailong.vocab.init import initialize_new_rows
 
 
 def peak_rss_mib() -> float:
@@ -39,8 +39,10 @@ def run_one(args, name: str) -> None:
     """One method in this process: prints seconds and the peak memory over the resized matrices themselves."""
     rng = random.Random(0)
     # Piece counts like a TC extension of Llama 2: characters are 3 byte tokens, words 2-6 pieces.
-    pieces = [[rng.randrange(args.base_rows) for _ in range(rng.choice([1, 2, 2, 3, 3, 3, 4, 6]))]
-              for _ in range(args.new_rows)]
+    pieces = [
+        [rng.randrange(args.base_rows) for _ in range(rng.choice([1, 2, 2, 3, 3, 3, 4, 6]))]
+        for _ in range(args.new_rows)
+    ]
     new_ids = list(range(args.base_rows, args.base_rows + args.new_rows))
     rows = args.base_rows + args.new_rows
     settings, tied = METHODS[name]
@@ -48,7 +50,7 @@ def run_one(args, name: str) -> None:
     head = None if tied else torch.randn(rows, args.dim)
     before = peak_rss_mib()
     start = time.perf_counter()
-    initialize_new_rows(embed, head, new_ids, pieces, EmbeddingsConfig(**settings))
+    initialize_new_rows(embed, head, new_ids, pieces, NewRowsConfig(**settings))
     print(json.dumps({"seconds": time.perf_counter() - start, "extra_mib": max(0.0, peak_rss_mib() - before)}))
 
 
@@ -65,12 +67,16 @@ def main() -> None:
     table = []
     size = ["--base-rows", str(args.base_rows), "--new-rows", str(args.new_rows), "--dim", str(args.dim)]
     for name in METHODS:  # each in a fresh process, so that every peak is its own
-        proc = subprocess.run([sys.executable, __file__, *size, "--one", name], capture_output=True, text=True, check=True)
+        proc = subprocess.run(
+            [sys.executable, __file__, *size, "--one", name], capture_output=True, text=True, check=True
+        )
         result = json.loads(proc.stdout.strip().splitlines()[-1])
         table.append([name, f"{result['seconds']:.2f}", f"{result['extra_mib']:.0f}"])
     matrix_mib = (args.base_rows + args.new_rows) * args.dim * 4 / 2**20
-    print(f"{args.new_rows} new rows on {args.base_rows} x {args.dim} float32 matrices "
-          f"({matrix_mib:.0f} MiB each after resizing), {torch.get_num_threads()} threads")
+    print(
+        f"{args.new_rows} new rows on {args.base_rows} x {args.dim} float32 matrices "
+        f"({matrix_mib:.0f} MiB each after resizing), {torch.get_num_threads()} threads"
+    )
     print(format_table(["initialization", "seconds", "extra peak MiB"], table))
 
 

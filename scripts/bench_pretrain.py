@@ -1,15 +1,14 @@
 """Training throughput: bailong's training step against a plain transformers + peft + bitsandbytes loop.
 
 Both paths train the same randomly initialized model (saved once, loaded by each), the same LoRA settings and
-random token blocks of the same shape. Speed is measured
-with both paths in one process, one plain step beside each bailong step (before and after it in turn), and tokens/s
-comes from each path's median step time, so a slow moment of the machine does not decide the ratio; peak memory comes from each path run alone in
-its own process. Prints tokens/s, peak memory and the ratio (bailong / plain;
->= 1.0 means bailong is no slower).
+random token blocks of the same shape. Speed is measured with both paths in one process, one plain step beside each
+bailong step (before and after it in turn), and tokens/s comes from each path's median step time, so a slow moment of
+the machine does not decide the ratio; peak memory comes from each path run alone in its own process. Prints tokens/s,
+peak memory and the ratio (bailong / plain; >= 1.0 means bailong is no slower).
 
     python scripts/bench_pretrain.py                       # a small Llama shape on the CPU, 4-bit NF4
     python scripts/bench_pretrain.py --quantization none
-    python scripts/bench_pretrain.py --shape llama2-7b     # on a GPU: vocab 59,241, seq 2,048, batch 4, the paper preset
+    python scripts/bench_pretrain.py --shape llama2-7b     # GPU: vocab 59,241, seq 2,048, batch 4, the paper preset
 """
 
 from __future__ import annotations
@@ -27,10 +26,28 @@ from pathlib import Path
 import torch
 
 SHAPES = {
-    "cpu": {"vocab_size": 32064, "hidden_size": 256, "intermediate_size": 704, "num_hidden_layers": 4,
-            "num_attention_heads": 8, "num_key_value_heads": 8, "seq": 256, "batch": 4, "r": 16},
-    "llama2-7b": {"vocab_size": 59241, "hidden_size": 4096, "intermediate_size": 11008, "num_hidden_layers": 32,
-                  "num_attention_heads": 32, "num_key_value_heads": 32, "seq": 2048, "batch": 4, "r": 128},
+    "cpu": {
+        "vocab_size": 32064,
+        "hidden_size": 256,
+        "intermediate_size": 704,
+        "num_hidden_layers": 4,
+        "num_attention_heads": 8,
+        "num_key_value_heads": 8,
+        "seq": 256,
+        "batch": 4,
+        "r": 16,
+    },
+    "llama2-7b": {
+        "vocab_size": 59241,
+        "hidden_size": 4096,
+        "intermediate_size": 11008,
+        "num_hidden_layers": 32,
+        "num_attention_heads": 32,
+        "num_key_value_heads": 32,
+        "seq": 2048,
+        "batch": 4,
+        "r": 128,
+    },
 }
 TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj", "embed_tokens", "lm_head"]
 
@@ -64,18 +81,27 @@ class PlainLoop:
         kwargs = {"dtype": compute}
         if quantization == "nf4":
             kwargs["quantization_config"] = BitsAndBytesConfig(
-                load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
-                bnb_4bit_compute_dtype=compute, llm_int8_skip_modules=["embed_tokens", "lm_head"])
+                load_in_4bit=True,
+                bnb_4bit_quant_type="nf4",
+                bnb_4bit_use_double_quant=True,
+                bnb_4bit_compute_dtype=compute,
+                llm_int8_skip_modules=["embed_tokens", "lm_head"],
+            )
             kwargs["device_map"] = {"": self.device}
         model = AutoModelForCausalLM.from_pretrained(model_dir, **kwargs).to(self.device)
         checkpointing = {"use_reentrant": False}
         if quantization == "nf4":
-            model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=True,
-                                                    gradient_checkpointing_kwargs=checkpointing)
+            model = prepare_model_for_kbit_training(
+                model, use_gradient_checkpointing=True, gradient_checkpointing_kwargs=checkpointing
+            )
         else:
             model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=checkpointing)
-        self.model = get_peft_model(model, LoraConfig(r=shape["r"], lora_alpha=2 * shape["r"], lora_dropout=0.0,
-                                                      target_modules=TARGETS, task_type="CAUSAL_LM"))
+        self.model = get_peft_model(
+            model,
+            LoraConfig(
+                r=shape["r"], lora_alpha=2 * shape["r"], lora_dropout=0.0, target_modules=TARGETS, task_type="CAUSAL_LM"
+            ),
+        )
         self.optimizer = torch.optim.AdamW([p for p in self.model.parameters() if p.requires_grad], lr=1e-4)
         self.model.train()
         self.data = iter(blocks(shape, 10**6, seed=1))
@@ -108,9 +134,10 @@ def run_bailong(model_dir: str, shape: dict, quantization: str, steps: int, betw
         QuantizationConfig,
         TrainConfig,
     )
-    from bailong.data.packing import TrainingData
-    from bailong.pretrain import prepare_model
-    from bailong.trainer import train_model, training_arguments
+    from bailong.data import TrainingData
+    from bailong.loading.adapters import model_with_fresh_adapter
+    from bailong.training.arguments import training_arguments
+    from bailong.training.trainer import train_model
 
     class Clock(TrainerCallback):
         """Times each optimizer step from the end of the one before, so the data loading, clipping and scheduler
@@ -141,17 +168,31 @@ def run_bailong(model_dir: str, shape: dict, quantization: str, steps: int, betw
                 self.times.append(now - self.last - self.excluded)
             self.last, self.excluded = now, 0.0
 
-    train = TrainConfig(max_steps=steps + 1, batch_size=shape["batch"], learning_rate=1e-4, warmup_ratio=0.0,
-                        save_steps=10**9, logging_steps=10**9, gradient_checkpointing=True, resume="never")
+    train = TrainConfig(
+        max_steps=steps + 1,
+        batch_size=shape["batch"],
+        learning_rate=1e-4,
+        warmup_ratio=0.0,
+        save_steps=10**9,
+        logging_steps=10**9,
+        gradient_checkpointing=True,
+        resume="never",
+    )
     cfg = PretrainConfig.model_construct(
-        model=ModelConfig(name_or_path=model_dir), quantization=QuantizationConfig(mode=quantization),
+        model=ModelConfig(name_or_path=model_dir),
+        quantization=QuantizationConfig(mode=quantization),
         lora=LoraConfig(r=shape["r"], alpha=2 * shape["r"], dropout=0.0, target_modules=TARGETS[:7]),
-        embeddings=EmbeddingTrainingConfig(train="lora"), train=train,
+        embeddings=EmbeddingTrainingConfig(train="lora"),
+        train=train,
     )
     with tempfile.TemporaryDirectory() as tmp:
         args = training_arguments(train, Path(tmp), has_validation=False)
-        model = prepare_model(cfg, extension=None)
-        rows = [{"input_ids": ids.tolist(), "labels": ids.tolist()} for batch in blocks(shape, steps + 1) for ids in batch]
+        model = model_with_fresh_adapter(
+            cfg.model, cfg.quantization, cfg.lora, cfg.embeddings, None, cfg.train.gradient_checkpointing
+        )
+        rows = [
+            {"input_ids": ids.tolist(), "labels": ids.tolist()} for batch in blocks(shape, steps + 1) for ids in batch
+        ]
         data = TrainingData(datasets.Dataset.from_list(rows), None, len(rows), None)
         clock = Clock()
         train_model(model, None, data, train, args, Path(tmp), callbacks=[clock])
@@ -195,32 +236,52 @@ def main() -> None:
 
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from bailong.table import format_table
+    from bailong.console import format_table
 
     with tempfile.TemporaryDirectory() as tmp:
-        config = LlamaConfig(**{k: v for k, v in shape.items() if k not in ("seq", "batch", "r")},
-                             max_position_embeddings=max(4096, shape["seq"]), tie_word_embeddings=False)
+        config = LlamaConfig(
+            **{k: v for k, v in shape.items() if k not in ("seq", "batch", "r")},
+            max_position_embeddings=max(4096, shape["seq"]),
+            tie_word_embeddings=False,
+        )
         torch.manual_seed(0)
         LlamaForCausalLM(config).save_pretrained(tmp)
         del config
         peak = {}
         for path in ("plain", "bailong"):  # each alone in a process, so that the peak is its own
-            command = [sys.executable, __file__, "--shape", args.shape, "--quantization", args.quantization,
-                       "--memory-of", path, "--model-dir", tmp]
+            command = [
+                sys.executable,
+                __file__,
+                "--shape",
+                args.shape,
+                "--quantization",
+                args.quantization,
+                "--memory-of",
+                path,
+                "--model-dir",
+                tmp,
+            ]
             proc = subprocess.run(command, capture_output=True, text=True, check=False)
             if proc.returncode != 0:
                 sys.exit(f"{path} failed:\n{proc.stderr[-3000:]}")
             peak[path] = json.loads(proc.stdout.strip().splitlines()[-1])
         speed = side_by_side(tmp, shape, args.quantization, args.steps)
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else f"CPU, {torch.get_num_threads()} threads"
-    print(f"shape {args.shape} ({shape['num_hidden_layers']} layers, hidden {shape['hidden_size']}, vocab "
-          f"{shape['vocab_size']}, batch {shape['batch']} x seq {shape['seq']}), LoRA r={shape['r']} on the seven "
-          f"projections + embed_tokens + lm_head, quantization {args.quantization}, gradient checkpointing; {device}; "
-          f"{args.steps} interleaved steps per path, tokens/s from the median step time")
-    print(format_table(["path", "tokens/s", "peak MiB"], [
-        ["plain transformers + peft + bitsandbytes", f"{speed['plain']:.1f}", f"{peak['plain']:.0f}"],
-        ["bailong", f"{speed['bailong']:.1f}", f"{peak['bailong']:.0f}"],
-    ]))
+    print(
+        f"shape {args.shape} ({shape['num_hidden_layers']} layers, hidden {shape['hidden_size']}, vocab "
+        f"{shape['vocab_size']}, batch {shape['batch']} x seq {shape['seq']}), LoRA r={shape['r']} on the seven "
+        f"projections + embed_tokens + lm_head, quantization {args.quantization}, gradient checkpointing; {device}; "
+        f"{args.steps} interleaved steps per path, tokens/s from the median step time"
+    )
+    print(
+        format_table(
+            ["path", "tokens/s", "peak MiB"],
+            [
+                ["plain transformers + peft + bitsandbytes", f"{speed['plain']:.1f}", f"{peak['plain']:.0f}"],
+                ["bailong", f"{speed['bailong']:.1f}", f"{peak['bailong']:.0f}"],
+            ],
+        )
+    )
     print(f"ratio bailong / plain: {speed['bailong'] / speed['plain']:.2f}")
 
 

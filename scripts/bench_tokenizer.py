@@ -22,10 +22,10 @@ import sentencepiece as spm
 from sentencepiece import sentencepiece_model_pb2 as pb
 
 from bailong.config import ExtendVocabConfig
+from bailong.console import format_table
 from bailong.data import CorpusReader, split_held_out
-from bailong.extend_vocab import extend_vocab
 from bailong.loading import load_tokenizer
-from bailong.table import format_table
+from bailong.stages.extend_vocab import run as extend_vocab
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data" / "tc"
@@ -43,9 +43,16 @@ def naive_merge(base_model: Path, train_docs: list[str], budget: int) -> tuple[s
         start = time.perf_counter()
         writer = io.BytesIO()
         spm.SentencePieceTrainer.train(
-            sentence_iterator=iter(train_docs), model_writer=writer, model_type="bpe", vocab_size=vocab_size,
-            character_coverage=0.9995, byte_fallback=True, split_digits=True, max_sentence_length=1 << 16,
-            num_threads=os.cpu_count(), minloglevel=2,
+            sentence_iterator=iter(train_docs),
+            model_writer=writer,
+            model_type="bpe",
+            vocab_size=vocab_size,
+            character_coverage=0.9995,
+            byte_fallback=True,
+            split_digits=True,
+            max_sentence_length=1 << 16,
+            num_threads=os.cpu_count(),
+            minloglevel=2,
         )
         timings["train_tokenizer_s"] = time.perf_counter() - start
         trained = pb.ModelProto()
@@ -107,17 +114,50 @@ def main() -> None:
             ours_tpc = tokens_per_char(ours_sp, held)
             ours_hf, ours_agree = hf_view(ours_sp, held)
         t = report["timings"]
-        rows.append(["naive (Chinese-LLaMA)", budget, f"{naive_tpc:.4f}", f"{naive_hf:.4f}", f"{naive_agree:.0%}",
-                     f"{naive_t['train_tokenizer_s']:.1f}", f"{naive_t['merge_s']:.2f}"])
-        rows.append(["bailong", report["tokens_added"], f"{ours_tpc:.4f}", f"{ours_hf:.4f}", f"{ours_agree:.0%}",
-                     f"{t['train_tokenizer_s']:.1f}", f"{t['merge_s'] + t['check_s']:.2f}"])
-        results.append({"budget": budget, "base": base_tpc, "naive": naive_tpc, "bailong": ours_tpc,
-                        "base_hf": base_hf, "naive_hf": naive_hf, "bailong_hf": ours_hf,
-                        "bailong_tokens_added": report["tokens_added"], "naive_timings": naive_t, "bailong_timings": t})
+        rows.append(
+            [
+                "naive (Chinese-LLaMA)",
+                budget,
+                f"{naive_tpc:.4f}",
+                f"{naive_hf:.4f}",
+                f"{naive_agree:.0%}",
+                f"{naive_t['train_tokenizer_s']:.1f}",
+                f"{naive_t['merge_s']:.2f}",
+            ]
+        )
+        rows.append(
+            [
+                "bailong",
+                report["tokens_added"],
+                f"{ours_tpc:.4f}",
+                f"{ours_hf:.4f}",
+                f"{ours_agree:.0%}",
+                f"{t['train_tokenizer_s']:.1f}",
+                f"{t['merge_s'] + t['check_s']:.2f}",
+            ]
+        )
+        results.append(
+            {
+                "budget": budget,
+                "base": base_tpc,
+                "naive": naive_tpc,
+                "bailong": ours_tpc,
+                "base_hf": base_hf,
+                "naive_hf": naive_hf,
+                "bailong_hf": ours_hf,
+                "bailong_tokens_added": report["tokens_added"],
+                "naive_timings": naive_t,
+                "bailong_timings": t,
+            }
+        )
     print()
     print(f"held-out: {len(held)} documents, {sum(map(len, held))} characters; training: {len(train)} documents")
-    print(format_table(
-        ["tokenizer", "tokens added", "tokens/char (spm)", "tokens/char (HF)", "spm = HF", "train s", "merge s"], rows))
+    print(
+        format_table(
+            ["tokenizer", "tokens added", "tokens/char (spm)", "tokens/char (HF)", "spm = HF", "train s", "merge s"],
+            rows,
+        )
+    )
     print("tokens/char: lower is better; 'spm = HF': share of held-out documents both encode identically;")
     print("merge s for bailong includes checking every guarantee")
     if args.json:

@@ -6,9 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from bailong.config import STAGE_CONFIGS
-from bailong.config_file import load_config
-from conftest import DEMO_DATA, ROOT, run_cli, write_config
+from bailong.config import STAGE_CONFIGS, load_config
+from helpers import DEMO_DATA, ROOT, run_cli, write_config
 
 
 @pytest.fixture()
@@ -106,10 +105,13 @@ def test_debug_shows_traceback(tmp_path, corpus):
 
 
 def test_eval_task_without_its_input_is_named(tmp_path):
-    cfg = {"models": [{"name": "base", "name_or_path": "smollm2-135m-instruct"}], "tasks": [{"type": "bpc"}],
-           "output_dir": "o"}
+    cfg = {
+        "models": [{"name": "base", "name_or_path": "smollm2-135m-instruct"}],
+        "tasks": [{"type": "bpc"}],
+        "output_dir": "o",
+    }
     result = run_cli("eval", write_config(tmp_path / "e.yaml", cfg))
-    assert result.code == 2 and "tasks.0" in result.stderr and "a bpc task needs `files`" in result.stderr
+    assert result.code == 2 and "tasks.0.files: required key is missing" in result.stderr
 
 
 def test_every_shipped_config_validates():
@@ -135,3 +137,87 @@ def test_accelerate_configs_parse():
     for path in (ROOT / "configs" / "accelerate").glob("*.yaml"):
         config = yaml.safe_load(path.read_text())
         assert config["distributed_type"] in ("FSDP", "DEEPSPEED") and config["num_processes"] >= 2
+
+
+def test_old_key_names_still_load_with_one_notice_each(tmp_path, corpus):
+    """Renamed keys keep working for this release: each old name gives one line naming the new key."""
+    old = base_config(corpus)
+    old["vocab"] = {"new_tokens": 10, "held_out": 0.2}
+    old["data"]["on_decode_error"] = "skip"
+    old["embeddings"] = {"init": "mean", "decay": 0.5}
+    new = base_config(corpus)
+    new["vocab"] = {"new_tokens": 10}
+    new["data"].update(validation=0.2, on_bad_record="skip")
+    new["new_rows"] = {"init": "mean", "decay": 0.5}
+    old_path, new_path = write_config(tmp_path / "old.yaml", old), write_config(tmp_path / "new.yaml", new)
+    assert load_config("extend-vocab", old_path) == load_config("extend-vocab", new_path)
+    result = run_cli("extend-vocab", old_path, "--print-config")
+    assert result.code == 0, result.stderr
+    notices = [line for line in result.stderr.splitlines() if line.startswith("deprecated:")]
+    assert len(notices) == 3
+    for old_key, new_key in (
+        ("vocab.held_out", "data.validation"),
+        ("data.on_decode_error", "data.on_bad_record"),
+        ("embeddings", "new_rows"),
+    ):
+        assert any(f"`{old_key}` is deprecated; use `{new_key}`" in n for n in notices), notices
+    assert "new_rows:\n  init: mean" in result.stdout
+
+
+def test_old_precision_values_and_both_names_at_once(tmp_path):
+    cfg = {
+        "model": {"name_or_path": "smollm2-135m-instruct"},
+        "data": {"files": [str(DEMO_DATA / "tc_corpus.txt")]},
+        "train": {"precision": "bf16"},
+        "output_dir": "out",
+    }
+    result = run_cli("pretrain", write_config(tmp_path / "p.yaml", cfg), "--print-config")
+    assert result.code == 0 and "precision: bfloat16" in result.stdout
+    assert "`train.precision: bf16` is deprecated; use `train.precision: bfloat16`" in result.stderr
+    both = {
+        "model": {"tokenizer": "x/y"},
+        "data": {"files": [str(DEMO_DATA / "tc_corpus.txt")], "validation": 0.1},
+        "vocab": {"held_out": 0.2},
+        "output_dir": "out",
+    }
+    result = run_cli("extend-vocab", write_config(tmp_path / "b.yaml", both))
+    assert result.code == 2 and "vocab.held_out and data.validation are the same setting" in result.stderr
+
+
+def test_shipped_configs_use_current_names(tmp_path):
+    for path in sorted((ROOT / "configs").glob("*/*.yaml")):
+        if path.parent.name == "accelerate":
+            continue
+        stage = {"extend_vocab": "extend-vocab"}.get(path.stem, path.stem)
+        result = run_cli(stage, path, "--print-config")
+        assert "deprecated:" not in result.stderr, (path, result.stderr)
+
+
+def eval_config(task: dict) -> dict:
+    return {"models": [{"name": "m", "name_or_path": "smollm2-135m-instruct"}], "tasks": [task], "output_dir": "out"}
+
+
+@pytest.mark.parametrize(
+    ("task", "message"),
+    [
+        (
+            {"type": "bpc", "files": ["a.txt"], "scoring": "letter"},
+            "tasks.0.scoring: unknown key; valid keys here: name, limit, type, files, window, stride",
+        ),
+        ({"type": "judge", "questions": "q.jsonl", "window": 10}, "tasks.0.window: unknown key"),
+        ({"type": "choice"}, "tasks.0.file: required key is missing"),
+        ({"type": "mmlu", "file": "x.jsonl"}, "tasks.0.type: got 'mmlu'; expected one of bpc, choice, judge"),
+        ({"file": "x.jsonl"}, "tasks.0.type: required: one of bpc, choice, judge"),
+    ],
+)
+def test_eval_task_keys_belong_to_its_type(tmp_path, task, message):
+    result = run_cli("eval", write_config(tmp_path / "e.yaml", eval_config(task)))
+    assert result.code == 2 and message in result.stderr, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_eval_task_paths_resolve_per_type(tmp_path):
+    (tmp_path / "q.jsonl").write_text("", encoding="utf-8")
+    cfg = eval_config({"type": "choice", "file": "q.jsonl"})
+    loaded = load_config("eval", write_config(tmp_path / "e.yaml", cfg))
+    assert loaded.tasks[0].file == str(tmp_path / "q.jsonl")

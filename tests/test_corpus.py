@@ -6,9 +6,9 @@ import json
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from bailong.config import DataConfig
+from bailong.config import TextDataConfig
 from bailong.data import CorpusReader, split_held_out
-from conftest import DEMO_DATA, shared_file
+from helpers import DEMO_DATA, shared_file
 
 DOCS = ["台灣的天氣很好。", "第二篇文件，有「引號」與 English words.", "第三篇"]
 
@@ -22,11 +22,13 @@ def test_every_format_yields_the_same_documents(tmp_path):
         handle.write("\n".join(DOCS) + "\n")
     pq.write_table(pa.table({"text": DOCS}), tmp_path / "d.parquet")
     for name in ("a.txt", "b.jsonl", "c.txt.gz", "d.parquet"):
-        assert list(CorpusReader(DataConfig(files=[str(tmp_path / name)]))) == DOCS, name
+        assert list(CorpusReader(TextDataConfig(files=[str(tmp_path / name)]))) == DOCS, name
 
 
 def test_reader_is_reiterable_and_reads_real_data():
-    reader = CorpusReader(DataConfig(files=[str(shared_file("tc/drcd_dev_paragraphs.txt")), str(DEMO_DATA / "tc_corpus.txt")]))
+    reader = CorpusReader(
+        TextDataConfig(files=[str(shared_file("tc/drcd_dev_paragraphs.txt")), str(DEMO_DATA / "tc_corpus.txt")])
+    )
     first = list(reader)
     assert len(first) == 1000 + 240 and first == list(reader)
 

@@ -6,7 +6,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import ROOT
+import pytest
+
+from helpers import ROOT
+
+pytestmark = pytest.mark.slow  # end to end
 
 
 def test_demo_extend_vocab_console_script(tmp_path):
@@ -27,7 +31,7 @@ def test_demo_extend_vocab_console_script(tmp_path):
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from bailong.loading import embedded_checkpoint
+    from bailong.loading.sources import embedded_checkpoint
 
     model = AutoModelForCausalLM.from_pretrained(tmp_path / "out")
     base = AutoModelForCausalLM.from_pretrained(embedded_checkpoint())
@@ -35,7 +39,11 @@ def test_demo_extend_vocab_console_script(tmp_path):
     english = tok("The weather in the harbour town was mild.", return_tensors="pt").input_ids
     with torch.no_grad():
         assert torch.allclose(model(english).logits[..., :49152], base(english).logits, atol=1e-4)
-    prompt = tok.apply_chat_template([{"role": "user", "content": "台灣的首都是哪裡？"}], add_generation_prompt=True,
-                                     return_tensors="pt", return_dict=True)
+    prompt = tok.apply_chat_template(
+        [{"role": "user", "content": "台灣的首都是哪裡？"}],
+        add_generation_prompt=True,
+        return_tensors="pt",
+        return_dict=True,
+    )
     out = model.generate(**prompt, max_new_tokens=8, do_sample=False)
     assert out.shape[1] > prompt["input_ids"].shape[1]

@@ -8,9 +8,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from bailong.config import EvalTask
+from bailong.config import BpcTask, ChoiceTask
 from bailong.evaluation.judge import load_bench
-from conftest import DEMO_DATA, MISTRAL_V1, run_cli, shared_file, tiny_llama, write_config
+from helpers import DEMO_DATA, MISTRAL_V1, run_cli, shared_file, tiny_llama, write_config
 
 EASY = [  # questions a 135M English model should get right by the likelihood of the choice text
     ("The capital of France is", ["Paris", "a banana", "the ocean", "Tuesday"], "A"),
@@ -24,17 +24,16 @@ EASY = [  # questions a 135M English model should get right by the likelihood of
 
 @pytest.fixture(scope="module")
 def smollm2():
-    from bailong.chat import ChatModel
+    from bailong.inference import ChatModel
 
     return ChatModel("smollm2-135m-instruct")
 
 
 def test_bpc_task_on_tc_wikipedia(smollm2):
-    from bailong.evaluation.bpc import run_bpc
-    from bailong.metrics import bits_per_character
+    from bailong.evaluation.bpc import bits_per_character, run_bpc
 
     path = shared_file("tc/drcd_test_seen_titles_paragraphs.txt")
-    task = EvalTask(type="bpc", files=[str(path)], limit=2, window=256, stride=128)
+    task = BpcTask(type="bpc", files=[str(path)], limit=2, window=256, stride=128)
     result = run_bpc(task, smollm2.model, smollm2.tokenizer)
     docs = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()][:2]
     assert result["documents"] == 2 and result["characters"] == sum(len(d) for d in docs)
@@ -48,14 +47,22 @@ def test_choice_task_scores_easy_questions_and_real_tmmlu(smollm2, tmp_path):
     from bailong.evaluation.choice import run_choice
 
     easy = tmp_path / "easy.jsonl"
-    easy.write_text("".join(json.dumps({"question": q, "choices": c, "answer": a, "subject": "easy"}) + "\n"
-                            for q, c, a in EASY), encoding="utf-8")
-    result = run_choice(EvalTask(type="choice", file=str(easy), batch_size=5), smollm2.model, smollm2.tokenizer)
+    easy.write_text(
+        "".join(json.dumps({"question": q, "choices": c, "answer": a, "subject": "easy"}) + "\n" for q, c, a in EASY),
+        encoding="utf-8",
+    )
+    result = run_choice(ChoiceTask(type="choice", file=str(easy), batch_size=5), smollm2.model, smollm2.tokenizer)
     assert result["accuracy"] >= 5 / 6 and result["per_subject"] == {"easy": result["accuracy"]}
 
     tmmlu = shared_file("bench/tmmlu_mc.jsonl")
-    lettered = EvalTask(type="choice", file=str(tmmlu), limit=6, scoring="letter", shots=1,
-                        dev_file=str(DEMO_DATA / "tc_choice_dev.jsonl"))
+    lettered = ChoiceTask(
+        type="choice",
+        file=str(tmmlu),
+        limit=6,
+        scoring="letter",
+        shots=1,
+        dev_file=str(DEMO_DATA / "tc_choice_dev.jsonl"),
+    )
     result = run_choice(lettered, smollm2.model, smollm2.tokenizer)
     assert result["questions"] == 6 and 0 <= result["accuracy"] <= 1 and result["chance"] == pytest.approx(0.25)
     subjects = {json.loads(line)["subject"] for line in tmmlu.read_text(encoding="utf-8").splitlines()[:6]}
@@ -66,8 +73,18 @@ def test_bench_mini_is_well_formed():
     questions = load_bench(str(DEMO_DATA / "bailong_bench_mini.jsonl"))
     assert 30 <= len(questions) <= 50
     categories = {q["category"] for q in questions}
-    assert {"writing", "roleplay", "reasoning", "math", "coding", "extraction", "stem", "humanities", "translation",
-            "multi-turn"} <= categories
+    assert {
+        "writing",
+        "roleplay",
+        "reasoning",
+        "math",
+        "coding",
+        "extraction",
+        "stem",
+        "humanities",
+        "translation",
+        "multi-turn",
+    } <= categories
     assert any(len(q["turns"]) == 2 for q in questions) and any(q.get("reference") for q in questions)
     assert any(q.get("answer_language") for q in questions if q["category"] != "translation")
 
@@ -104,20 +121,28 @@ def scripted_judge():
 def eval_config(tmp_path, models, judge: dict, limit=4) -> dict:
     return {
         "models": models,
-        "tasks": [{"type": "bpc", "files": [str(DEMO_DATA / "tc_heldout.txt")], "limit": 3},
-                  {"type": "choice", "file": str(DEMO_DATA / "tc_choice.jsonl"), "limit": 4},
-                  {"type": "judge", "questions": str(shared_file("bench/mt_bench_en_questions.jsonl")),
-                   "references": str(shared_file("bench/mt_bench_en_reference_gpt4.jsonl")), "limit": limit,
-                   "max_new_tokens": 6}],
+        "tasks": [
+            {"type": "bpc", "files": [str(DEMO_DATA / "tc_heldout.txt")], "limit": 3},
+            {"type": "choice", "file": str(DEMO_DATA / "tc_choice.jsonl"), "limit": 4},
+            {
+                "type": "judge",
+                "questions": str(shared_file("bench/mt_bench_en_questions.jsonl")),
+                "references": str(shared_file("bench/mt_bench_en_reference_gpt4.jsonl")),
+                "limit": limit,
+                "max_new_tokens": 6,
+            },
+        ],
         "judge": {"max_retries": 1, "concurrency": 2, "max_tokens": 8, **judge},
         "output_dir": str(tmp_path / "eval"),
     }
 
 
+@pytest.mark.slow
 def test_judge_served_by_bailong_serve_fails_softly_and_rerun_resumes(tmp_path):
     model = tiny_llama(tmp_path / "tiny", str(MISTRAL_V1))
-    cfg = eval_config(tmp_path, [{"name": "tiny", "name_or_path": str(model)}],
-                      {"serve": str(model), "model": "tiny-judge"}, limit=3)
+    cfg = eval_config(
+        tmp_path, [{"name": "tiny", "name_or_path": str(model)}], {"serve": str(model), "model": "tiny-judge"}, limit=3
+    )
     config = write_config(tmp_path / "e.yaml", cfg)
     result = run_cli("eval", config)
     assert result.code == 0, result.stderr
@@ -141,9 +166,14 @@ def test_judge_served_by_bailong_serve_fails_softly_and_rerun_resumes(tmp_path):
     assert (out / "answers.jsonl").read_text() == answers_before  # answers were not generated again
 
 
+@pytest.mark.slow
 def test_scripted_judge_scores_per_category_and_turn(tmp_path, scripted_judge):
-    cfg = eval_config(tmp_path, [{"name": "smol", "name_or_path": "smollm2-135m-instruct"}],
-                      {"base_url": scripted_judge, "model": "grader"}, limit=2)
+    cfg = eval_config(
+        tmp_path,
+        [{"name": "smol", "name_or_path": "smollm2-135m-instruct"}],
+        {"base_url": scripted_judge, "model": "grader"},
+        limit=2,
+    )
     result = run_cli("eval", write_config(tmp_path / "e.yaml", cfg))
     assert result.code == 0, result.stderr
     judge = json.loads((tmp_path / "eval" / "results.json").read_text())["smol"]["details"]["judge"]

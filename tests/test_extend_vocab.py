@@ -7,14 +7,14 @@ import sentencepiece as spm
 from transformers import AutoTokenizer
 
 from bailong.loading import load_tokenizer
+from bailong.vocab.bpe import byte_level_text
 from bailong.vocab.checks import english_probe
-from bailong.vocab.extend import byte_level_text
 from bailong.vocab.train import has_cjk
-from conftest import DEMO_DATA, read_report, run_cli, shared_file, write_config
+from helpers import DEMO_DATA, read_report, run_cli, shared_file, write_config
 
 
 def english_texts() -> list[str]:
-    """Real English: MT-bench questions (less the few that quote Chinese), plus bailong's probe lines (code, accents)."""
+    """Real English: MT-bench questions (less the few that quote Chinese), plus bailong's probe (code, accents)."""
     questions = [json.loads(line) for line in shared_file("bench/mt_bench_en_questions.jsonl").open(encoding="utf-8")]
     turns = [turn for q in questions for turn in q["turns"] if not has_cjk(turn)]
     assert len(turns) > 150

@@ -2,9 +2,8 @@
 
 import json
 
-
-from bailong.vocab.extend import ByteLevelVocabulary, SentencePieceVocabulary, bpe_encode
-from conftest import read_report, run_cli, write_config
+from bailong.vocab.bpe import ByteLevelVocabulary, SentencePieceVocabulary, bpe_encode
+from helpers import read_report, run_cli, write_config
 
 TC_LINES = ["台灣的天氣很好，我們去爬山。", "今天天氣很好，台北的捷運很方便。", "台灣的夜市很熱鬧，小吃很好吃。"]
 
@@ -37,18 +36,20 @@ def test_non_utf8_names_file_and_line_or_skips(tmp_path, mistral_model):
     result = run(tmp_path, config(tmp_path, mistral_model, [corpus]))
     assert result.code == 2
     assert f"{corpus}:61: not valid UTF-8 (byte 0xe9 at column 4)" in result.stderr
-    assert "data.on_decode_error: skip" in result.stderr and "Traceback" not in result.stderr
+    assert "data.on_bad_record: skip" in result.stderr and "Traceback" not in result.stderr
     cfg = config(tmp_path, mistral_model, [corpus])
-    cfg["data"]["on_decode_error"] = "skip"
+    cfg["data"]["on_bad_record"] = "skip"
     result = run(tmp_path, cfg)
     assert result.code == 0, result.stderr
-    assert read_report(tmp_path / "out")["skipped_undecodable_lines"] == 1
-    assert "skipped 1 lines that are not valid UTF-8" in result.stdout
+    assert read_report(tmp_path / "out")["skipped_bad_records"] == 1
+    assert f"skipped 1 bad record(s) (1 not UTF-8); first: {corpus}:61: not valid UTF-8" in result.stdout
 
 
 def test_bad_jsonl_names_line(tmp_path, mistral_model):
     corpus = tmp_path / "c.jsonl"
-    corpus.write_text(json.dumps({"text": TC_LINES[0]}, ensure_ascii=False) + "\n" + '{"body": "x"}\n', encoding="utf-8")
+    corpus.write_text(
+        json.dumps({"text": TC_LINES[0]}, ensure_ascii=False) + "\n" + '{"body": "x"}\n', encoding="utf-8"
+    )
     result = run(tmp_path, config(tmp_path, mistral_model, [corpus]))
     assert result.code == 2 and f"{corpus}:2: no 'text' field; set data.text_field" in result.stderr
 
@@ -118,7 +119,7 @@ def test_budget_is_never_exceeded():
 
 
 def test_byte_level_chain_uses_partial_character_steps():
-    from bailong.vocab.extend import BYTE_TO_CHAR
+    from bailong.vocab.bpe import BYTE_TO_CHAR
 
     data = {"model": {"vocab": {BYTE_TO_CHAR[b]: b for b in range(256)}, "merges": []}, "added_tokens": []}
     vocab = ByteLevelVocabulary(data, pre_tokenizer=None)

@@ -23,6 +23,8 @@ from bailong.evaluation.judge_client import (
 )
 from bailong.evaluation.judge_prompts import DEFAULT_TEMPLATES, FIELDS, load_templates, render_messages
 
+pytestmark = pytest.mark.slow  # HTTP servers on loopback
+
 Respond = Callable[[int, str], tuple]
 
 
@@ -88,26 +90,31 @@ def render(job: dict) -> list[dict]:
 
 
 def jobs(n: int) -> list[dict]:
-    return [{"key": f"q{i:02d}", "question": f"Question {i}?", "answer": f"Answer {i}.", "_big": "x" * 100}
-            for i in range(n)]
+    return [
+        {"key": f"q{i:02d}", "question": f"Question {i}?", "answer": f"Answer {i}.", "_big": "x" * 100}
+        for i in range(n)
+    ]
 
 
-@pytest.mark.parametrize("reply, rating", [
-    ("Good answer.\nRating: [[8]]", 8.0),
-    ("[[8.5]]", 8.5),
-    ("Rating: 8", 8.0),
-    ("rating: 8/10", 8.0),
-    ("評分：8", 8.0),
-    ("**Rating:** [[7]]", 7.0),
-    ("The format is `Rating: [[N]]` ... Rating: [[3]]\nFinal: [[9]]", 9.0),
-    ("Score = 6 out of 10", 6.0),
-    ("Rating: [[10]]", 10.0),
-    ("Rating: [[11]]", None),
-    ("Rating: [[0]]", None),
-    ("Rating: [[N]]", None),
-    ("I liked it a lot.", None),
-    ("", None),
-])
+@pytest.mark.parametrize(
+    "reply, rating",
+    [
+        ("Good answer.\nRating: [[8]]", 8.0),
+        ("[[8.5]]", 8.5),
+        ("Rating: 8", 8.0),
+        ("rating: 8/10", 8.0),
+        ("評分：8", 8.0),
+        ("**Rating:** [[7]]", 7.0),
+        ("The format is `Rating: [[N]]` ... Rating: [[3]]\nFinal: [[9]]", 9.0),
+        ("Score = 6 out of 10", 6.0),
+        ("Rating: [[10]]", 10.0),
+        ("Rating: [[11]]", None),
+        ("Rating: [[0]]", None),
+        ("Rating: [[N]]", None),
+        ("I liked it a lot.", None),
+        ("", None),
+    ],
+)
 def test_parse_rating(reply, rating):
     assert parse_rating(reply) == rating
 
@@ -177,8 +184,9 @@ def test_api_key_is_sent_but_never_saved_or_shown(serve, tmp_path, monkeypatch):
     with pytest.raises(JudgeError, match="HTTP 401") as err:
         JudgeClient(settings(echo.url, api_key_env="BAILONG_TEST_JUDGE_KEY")).complete(render({"key": "a"}))
     assert secret not in str(err.value) and "***" in str(err.value)
-    judge_all(JudgeClient(settings(echo.url, api_key_env="BAILONG_TEST_JUDGE_KEY")), jobs(1), tmp_path / "k.jsonl",
-              render)
+    judge_all(
+        JudgeClient(settings(echo.url, api_key_env="BAILONG_TEST_JUDGE_KEY")), jobs(1), tmp_path / "k.jsonl", render
+    )
     assert secret not in (tmp_path / "k.jsonl").read_text(encoding="utf-8")
     monkeypatch.setenv("BAILONG_TEST_JUDGE_KEY", "")
     JudgeClient(settings(ok.url, api_key_env="BAILONG_TEST_JUDGE_KEY")).complete(render({"key": "a"}))
@@ -197,7 +205,7 @@ def test_interrupted_run_resumes_without_repeating(serve, tmp_path):
     first = list(server.contents())
     summary = judge_all(client, jobs(12), path, render)
     assert summary == {"done": 7, "skipped": 5, "failed": 0}
-    again = server.contents()[len(first):]
+    again = server.contents()[len(first) :]
     assert sorted(again) == [f"job:q{i:02d}" for i in range(5, 12)]
     lines = path.read_text(encoding="utf-8").splitlines()
     keys = [json.loads(line)["key"] for line in lines]  # every line is whole JSON again
@@ -237,10 +245,17 @@ def test_bad_jobs_and_corrupt_files(tmp_path):
 
 def test_default_templates_render_for_both_languages():
     templates = load_templates(None)
-    samples = {"question": "什麼是颱風？", "answer": "颱風是一種熱帶氣旋。", "reference": "熱帶氣旋。",
-               "question_1": "Hi", "answer_1": "Hello!", "question_2": "請用繁體中文介紹台北。",
-               "answer_2": "台北是首都。",
-               "reference_1": "Hello", "reference_2": "台北是臺灣的首都。"}
+    samples = {
+        "question": "什麼是颱風？",
+        "answer": "颱風是一種熱帶氣旋。",
+        "reference": "熱帶氣旋。",
+        "question_1": "Hi",
+        "answer_1": "Hello!",
+        "question_2": "請用繁體中文介紹台北。",
+        "answer_2": "台北是首都。",
+        "reference_1": "Hello",
+        "reference_2": "台北是臺灣的首都。",
+    }
     for name, template in templates.items():
         user = render_messages(template, **{k: samples[k] for k in FIELDS[name]})[1]["content"]
         assert "Rating: [[N]]" in user and "Traditional Chinese" in user and "at most 2" in user
@@ -249,8 +264,10 @@ def test_default_templates_render_for_both_languages():
 
 
 def test_template_overrides(tmp_path):
-    full = {name: {"system": "Judge.", "user": "Q: {" + sorted(FIELDS[name])[0] + "}\nRating: [[N]]"}
-            for name in DEFAULT_TEMPLATES}
+    full = {
+        name: {"system": "Judge.", "user": "Q: {" + sorted(FIELDS[name])[0] + "}\nRating: [[N]]"}
+        for name in DEFAULT_TEMPLATES
+    }
     (tmp_path / "t.yaml").write_text(yaml.safe_dump(full), encoding="utf-8")
     (tmp_path / "t.json").write_text(json.dumps(full), encoding="utf-8")
     assert load_templates(tmp_path / "t.yaml") == full == load_templates(str(tmp_path / "t.json"))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from conftest import shared_file
 
 from bailong.evaluation.language import (
     SIMPLIFIED_ONLY,
@@ -14,6 +13,7 @@ from bailong.evaluation.language import (
     is_consistent,
     requested_language,
 )
+from helpers import shared_file
 
 # Traditional -> Simplified for common characters: a table of the test's own, independent of the module's sets.
 _T2S = str.maketrans(
@@ -87,21 +87,24 @@ def test_code_and_urls_are_ignored():
     assert detect_script(linked) == "zh-Hant"
 
 
-@pytest.mark.parametrize("question, expected", [
-    ("請用英文回答：台灣最高的山是哪一座？", "en"),
-    ("用英語回答這個問題。", "en"),
-    ("把這句話翻譯成英文：我今天很開心。", "en"),
-    ("What is a black hole? Answer in English.", "en"),
-    ("Answer in Traditional Chinese: what is bubble tea?", "zh-Hant"),
-    ("請用繁體中文說明光合作用。", "zh-Hant"),
-    ("请用簡體中文回答。", "zh-Hans"),
-    ("Please reply in Simplified Chinese.", "zh-Hans"),
-    ("Translate into Chinese: good morning", "zh"),
-    ("「蘋果」用英文怎麼說？", None),
-    ("繁體中文和簡體中文有什麼差別？", None),
-    ("Why is the sky blue?", None),
-    ("What does 'hello' mean in English?", None),
-])
+@pytest.mark.parametrize(
+    "question, expected",
+    [
+        ("請用英文回答：台灣最高的山是哪一座？", "en"),
+        ("用英語回答這個問題。", "en"),
+        ("把這句話翻譯成英文：我今天很開心。", "en"),
+        ("What is a black hole? Answer in English.", "en"),
+        ("Answer in Traditional Chinese: what is bubble tea?", "zh-Hant"),
+        ("請用繁體中文說明光合作用。", "zh-Hant"),
+        ("请用簡體中文回答。", "zh-Hans"),
+        ("Please reply in Simplified Chinese.", "zh-Hans"),
+        ("Translate into Chinese: good morning", "zh"),
+        ("「蘋果」用英文怎麼說？", None),
+        ("繁體中文和簡體中文有什麼差別？", None),
+        ("Why is the sky blue?", None),
+        ("What does 'hello' mean in English?", None),
+    ],
+)
 def test_requested_language(question, expected):
     assert requested_language(question) == expected
 
@@ -133,8 +136,11 @@ def test_is_consistent(paragraphs):
 
 def test_consistency_rate(paragraphs):
     tc_question = "請簡單介紹這段文字。"
-    pairs = [(tc_question, p) for p in paragraphs[:3]] + [(tc_question, ENGLISH), (tc_question, ""),
-                                                          ("Summarise this.", ENGLISH, "en")]
+    pairs = [(tc_question, p) for p in paragraphs[:3]] + [
+        (tc_question, ENGLISH),
+        (tc_question, ""),
+        ("Summarise this.", ENGLISH, "en"),
+    ]
     summary = consistency_rate(pairs)
     assert summary == {"rate": 4 / 5, "checked": 5, "misses": 1, "skipped": 1}
     assert consistency_rate([])["rate"] is None

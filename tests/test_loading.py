@@ -6,7 +6,7 @@ import torch
 from bailong.config import LoraConfig, ModelConfig, QuantizationConfig
 from bailong.errors import BailongError
 from bailong.loading import embedded_gguf, load_model, resolve_source
-from conftest import MISTRAL_V1, tiny_llama
+from helpers import MISTRAL_V1, tiny_llama
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +36,9 @@ def test_nf4_keeps_embeddings_unquantized_resizes_before_lora(tiny):
     base = model.get_base_model()
     assert isinstance(base.model.layers[0].self_attn.q_proj.base_layer, bnb.nn.Linear4bit)
     assert base.model.layers[0].self_attn.q_proj.base_layer.weight.quant_state.quant_type == "nf4"
-    assert type(base.get_input_embeddings()) is torch.nn.Embedding and base.get_input_embeddings().weight.shape[0] == 32064
+    assert (
+        type(base.get_input_embeddings()) is torch.nn.Embedding and base.get_input_embeddings().weight.shape[0] == 32064
+    )
     assert type(base.lm_head) is torch.nn.Linear and base.lm_head.weight.dtype == torch.float32
     trainable = [n for n, p in model.named_parameters() if p.requires_grad]
     assert trainable and all("lora_" in n for n in trainable)
@@ -62,6 +64,7 @@ def test_saved_adapter_loads_back(tiny, tmp_path):
         assert not torch.allclose(plain(input_ids=ids).logits, expected, atol=1e-3)
 
 
+@pytest.mark.slow
 def test_gguf_file_loads_as_a_saveable_model(tmp_path):
     model = load_model(ModelConfig(name_or_path=str(embedded_gguf())))
     assert model.config.tie_word_embeddings and not hasattr(model.config, "quantization_config")

@@ -3,9 +3,9 @@
 import pytest
 
 from bailong.config import TrainDataConfig
-from bailong.data.packing import build_training_data
+from bailong.data.pretrain_data import build_training_data
 from bailong.loading import load_tokenizer
-from conftest import DEMO_DATA
+from helpers import DEMO_DATA
 
 
 @pytest.fixture(scope="module")
@@ -28,10 +28,12 @@ def test_blocks_are_full_with_eos_between_documents(tok):
 def test_mixing_weights_give_each_source_its_share(tok, tmp_path):
     english = tmp_path / "en.txt"
     english.write_text("\n".join(["An English sentence about the harbour and its boats."] * 40) + "\n")
-    data = TrainDataConfig(files=[str(DEMO_DATA / "tc_corpus.txt"), str(english)], weights=[0.75, 0.25],
-                           block_size=64, validation=0)
-    alone = build_training_data(TrainDataConfig(files=[str(DEMO_DATA / "tc_corpus.txt")], block_size=64,
-                                                validation=0), tok, seed=0)
+    data = TrainDataConfig(
+        files=[str(DEMO_DATA / "tc_corpus.txt"), str(english)], weights=[0.75, 0.25], block_size=64, validation=0
+    )
+    alone = build_training_data(
+        TrainDataConfig(files=[str(DEMO_DATA / "tc_corpus.txt")], block_size=64, validation=0), tok, seed=0
+    )
     mixed = build_training_data(data, tok, seed=0)
     assert mixed.train_blocks == round(alone.train_blocks / 0.75)  # one epoch = one pass over the first file
     english_blocks = sum(1 for row in mixed.train if tok.decode(row["input_ids"]).count("harbour") >= 2)

@@ -6,10 +6,13 @@ import urllib.error
 import urllib.request
 
 import pytest
-from conftest import MISTRAL_V1, tiny_llama
 
-from bailong.chat import ChatModel
-from bailong.serve import create_app, serve, served_name, start_in_thread, stop
+from bailong.inference import ChatModel
+from bailong.inference.openai_api import create_app, served_name, start_in_thread, stop
+from bailong.stages.serve import run as serve
+from helpers import MISTRAL_V1, tiny_llama
+
+pytestmark = pytest.mark.slow  # HTTP servers on loopback
 
 NAME = "tiny-served"
 HELLO = [{"role": "system", "content": "你是助理。"}, {"role": "user", "content": "你好，請介紹台北。"}]
@@ -73,9 +76,15 @@ def test_greedy_is_deterministic_and_max_tokens_gives_length(api):
     assert first["choices"][0]["message"]["content"] == second["choices"][0]["message"]["content"]
     short = complete(base, temperature=0, max_tokens=3)
     assert short["choices"][0]["finish_reason"] == "length" and short["usage"]["completion_tokens"] <= 3
-    parts = complete(base, temperature=0, max_tokens=3, messages=[
-        {"role": "system", "content": "你是助理。"},
-        {"role": "user", "content": [{"type": "text", "text": "你好，"}, {"type": "text", "text": "請介紹台北。"}]}])
+    parts = complete(
+        base,
+        temperature=0,
+        max_tokens=3,
+        messages=[
+            {"role": "system", "content": "你是助理。"},
+            {"role": "user", "content": [{"type": "text", "text": "你好，"}, {"type": "text", "text": "請介紹台北。"}]},
+        ],
+    )
     assert parts["choices"][0]["message"] == short["choices"][0]["message"]  # text parts are joined
 
 
@@ -97,15 +106,24 @@ def test_stop_string_cuts_the_reply(api):
         pytest.skip("the random model's reply is too short to cut")
     cut = complete(base, temperature=0, max_tokens=12, stop=[text[2:4]])
     assert cut["choices"][0]["finish_reason"] == "stop"
-    assert cut["choices"][0]["message"]["content"] == text[:text.find(text[2:4])].strip()
+    assert cut["choices"][0]["message"]["content"] == text[: text.find(text[2:4])].strip()
 
 
 def test_stream_matches_non_streaming(api):
     _, base = api
     want = complete(base, temperature=0, max_tokens=10)
-    status, data, kind = call(base, "/chat/completions", {"model": "any", "messages": HELLO, "temperature": 0,
-                                                          "max_tokens": 10, "stream": True,
-                                                          "stream_options": {"include_usage": True}})
+    status, data, kind = call(
+        base,
+        "/chat/completions",
+        {
+            "model": "any",
+            "messages": HELLO,
+            "temperature": 0,
+            "max_tokens": 10,
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        },
+    )
     assert status == 200 and kind.startswith("text/event-stream")
     events = [line.removeprefix("data: ") for line in data.decode().split("\n\n") if line]
     assert events[-1] == "[DONE]"
@@ -120,16 +138,19 @@ def test_stream_matches_non_streaming(api):
     assert chunks[-1]["choices"] == [] and chunks[-1]["usage"] == want["usage"]
 
 
-@pytest.mark.parametrize("body, param", [
-    ({"model": NAME, "messages": []}, "messages"),
-    ({"model": NAME, "messages": [{"role": "wizard", "content": "hi"}]}, "messages[0].role"),
-    ({"model": NAME, "messages": [{"role": "user", "content": 3}]}, "messages[0].content"),
-    ({"model": NAME, "messages": [{"role": "user", "content": [{"type": "image_url"}]}]}, "messages[0].content"),
-    ({"model": NAME}, "messages"),
-    ({"model": NAME, "messages": HELLO, "temperature": 5}, "temperature"),
-    ({"model": NAME, "messages": HELLO, "max_tokens": 0}, "max_tokens"),
-    ({"model": NAME, "messages": HELLO, "stop": 7}, "stop"),
-])
+@pytest.mark.parametrize(
+    "body, param",
+    [
+        ({"model": NAME, "messages": []}, "messages"),
+        ({"model": NAME, "messages": [{"role": "wizard", "content": "hi"}]}, "messages[0].role"),
+        ({"model": NAME, "messages": [{"role": "user", "content": 3}]}, "messages[0].content"),
+        ({"model": NAME, "messages": [{"role": "user", "content": [{"type": "image_url"}]}]}, "messages[0].content"),
+        ({"model": NAME}, "messages"),
+        ({"model": NAME, "messages": HELLO, "temperature": 5}, "temperature"),
+        ({"model": NAME, "messages": HELLO, "max_tokens": 0}, "max_tokens"),
+        ({"model": NAME, "messages": HELLO, "stop": 7}, "stop"),
+    ],
+)
 def test_bad_requests_get_openai_errors(api, body, param):
     _, base = api
     status, data, _ = call(base, "/chat/completions", body)
@@ -164,8 +185,12 @@ def test_cli_serves_a_run_folder_on_loopback(api, tmp_path):
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    proc = subprocess.Popen([sys.executable, "-m", "bailong", "serve", str(model), "--port", str(port)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bailong", "serve", str(model), "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     base = f"http://127.0.0.1:{port}/v1"
     try:
         deadline = time.time() + 120

@@ -9,14 +9,22 @@ import sys
 import pytest
 import torch
 
-from bailong.chat_template import IGNORE, encode, render, set_template
 from bailong.config import SftDataConfig
-from bailong.data.chat import ChatReader
-from bailong.data.sft import build_sft_data
+from bailong.data.chat_template import IGNORE, encode, render, set_template
+from bailong.data.conversations import ChatReader
+from bailong.data.sft_data import build_sft_data
 from bailong.errors import BailongError
 from bailong.loading import load_tokenizer
-from conftest import (DEMO_DATA, MISTRAL_V1, kill_when_created, logged_losses, run_cli, shared_file, tiny_llama,
-                      write_config)
+from helpers import (
+    DEMO_DATA,
+    MISTRAL_V1,
+    kill_when_created,
+    logged_losses,
+    run_cli,
+    shared_file,
+    tiny_llama,
+    write_config,
+)
 
 FAMILIES = {"sentencepiece": str(MISTRAL_V1), "byte-level": "smollm2-135m-instruct"}
 
@@ -40,20 +48,23 @@ def drcd_conversations(n: int = 10) -> list[list[dict]]:
             if len(record["qas"]) < 2 or len(record["context"]) > 300:
                 continue
             first, second = record["qas"][:2]
-            conversations.append([
-                {"role": "user", "content": f"{record['context']}\n\n根據上文回答：{first['question']}"},
-                {"role": "assistant", "content": first["answer"]},
-                {"role": "user", "content": second["question"]},
-                {"role": "assistant", "content": second["answer"]},
-            ])
+            conversations.append(
+                [
+                    {"role": "user", "content": f"{record['context']}\n\n根據上文回答：{first['question']}"},
+                    {"role": "assistant", "content": first["answer"]},
+                    {"role": "user", "content": second["question"]},
+                    {"role": "assistant", "content": second["answer"]},
+                ]
+            )
             if len(conversations) == n:
                 break
     return conversations
 
 
 def write_jsonl(path, rows):
-    path.write_text("".join((r if isinstance(r, str) else json.dumps(r, ensure_ascii=False)) + "\n" for r in rows),
-                    encoding="utf-8")
+    path.write_text(
+        "".join((r if isinstance(r, str) else json.dumps(r, ensure_ascii=False)) + "\n" for r in rows), encoding="utf-8"
+    )
     return path
 
 
@@ -61,15 +72,30 @@ def write_jsonl(path, rows):
 
 
 def test_three_forms_with_field_mapping_read_as_the_same_conversation(tmp_path):
-    expected = [{"role": "system", "content": "簡短回答。"}, {"role": "user", "content": "台北在哪裡？"},
-                {"role": "assistant", "content": "在臺灣北部。"}]
-    messages = write_jsonl(tmp_path / "m.jsonl", [{"dialog": [{"who": m["role"], "text": m["content"]}
-                                                              for m in expected]}])
-    sharegpt = write_jsonl(tmp_path / "s.jsonl", [{"conversations": [
-        {"from": "system", "value": "簡短回答。"}, {"from": "human", "value": "台北在哪裡？"},
-        {"from": "gpt", "value": "在臺灣北部。"}]}])
-    alpaca = write_jsonl(tmp_path / "a.jsonl", [{"system": "簡短回答。", "instruction": "台北在哪裡？", "input": "",
-                                                 "output": "在臺灣北部。"}])
+    expected = [
+        {"role": "system", "content": "簡短回答。"},
+        {"role": "user", "content": "台北在哪裡？"},
+        {"role": "assistant", "content": "在臺灣北部。"},
+    ]
+    messages = write_jsonl(
+        tmp_path / "m.jsonl", [{"dialog": [{"who": m["role"], "text": m["content"]} for m in expected]}]
+    )
+    sharegpt = write_jsonl(
+        tmp_path / "s.jsonl",
+        [
+            {
+                "conversations": [
+                    {"from": "system", "value": "簡短回答。"},
+                    {"from": "human", "value": "台北在哪裡？"},
+                    {"from": "gpt", "value": "在臺灣北部。"},
+                ]
+            }
+        ],
+    )
+    alpaca = write_jsonl(
+        tmp_path / "a.jsonl",
+        [{"system": "簡短回答。", "instruction": "台北在哪裡？", "input": "", "output": "在臺灣北部。"}],
+    )
     mapped = SftDataConfig(files=[str(messages)], fields={"messages": "dialog", "role": "who", "content": "text"})
     assert list(ChatReader(mapped, mapped.files)) == [expected]
     for path in (sharegpt, alpaca):
@@ -159,10 +185,12 @@ def test_long_conversations_split_at_turns_or_dropped(tokenizers, tmp_path):
     split, counts = build_sft_data(SftDataConfig(files=[str(path)], max_length=limit), tok, "assistant", None, 0)
     assert all(len(ids) <= limit for ids in split.train["input_ids"])
     assert counts.split == sum(n > limit for n in lengths) and counts.samples > len(conversations) - 1
-    dropped, counts = build_sft_data(SftDataConfig(files=[str(path)], max_length=limit, overlong="drop"), tok,
-                                     "assistant", None, 0)
+    dropped, counts = build_sft_data(
+        SftDataConfig(files=[str(path)], max_length=limit, overlong="drop"), tok, "assistant", None, 0
+    )
     assert counts.dropped_long == sum(n > limit for n in lengths) and len(dropped.train) == sum(
-        n <= limit for n in lengths)
+        n <= limit for n in lengths
+    )
 
 
 def test_packed_samples_do_not_attend_across_borders(tmp_path, tokenizers):
@@ -187,8 +215,9 @@ def test_training_runs_without_a_kv_cache(tmp_path, tokenizers):
     from transformers import AutoModelForCausalLM, DataCollatorWithFlattening, TrainerCallback
 
     from bailong.config import TrainConfig
-    from bailong.data.packing import TrainingData
-    from bailong.trainer import train_model, training_arguments
+    from bailong.data import TrainingData
+    from bailong.training.arguments import training_arguments
+    from bailong.training.trainer import train_model
 
     seen = []
 
@@ -203,8 +232,16 @@ def test_training_runs_without_a_kv_cache(tmp_path, tokenizers):
     rows = [encode(tok, m, "assistant") for m in demo_conversations(4)]
     train = TrainConfig(max_steps=2, batch_size=2, save_steps=10, gradient_checkpointing=False, resume="never")
     args = training_arguments(train, tmp_path, has_validation=False)
-    train_model(model, tok, TrainingData(datasets.Dataset.from_list(rows), None, 4, None), train, args, tmp_path,
-                collator=DataCollatorWithFlattening(return_position_ids=True, separator_id=-100), callbacks=[Probe()])
+    train_model(
+        model,
+        tok,
+        TrainingData(datasets.Dataset.from_list(rows), None, 4, None),
+        train,
+        args,
+        tmp_path,
+        collator=DataCollatorWithFlattening(return_position_ids=True, separator_id=-100),
+        callbacks=[Probe()],
+    )
     assert seen == [False, False]
 
 
@@ -215,23 +252,36 @@ def test_training_runs_without_a_kv_cache(tmp_path, tokenizers):
 def pretrain_run(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("pre")
     base = tiny_llama(tmp / "base", str(MISTRAL_V1))
-    cfg = {"model": {"name_or_path": str(base)}, "quantization": {"mode": "none"},
-           "lora": {"r": 4, "alpha": 8, "dropout": 0.0},
-           "data": {"files": [str(DEMO_DATA / "tc_corpus.txt")], "validation": 0, "block_size": 64},
-           "train": {"max_steps": 2, "batch_size": 2, "save_steps": 2, "gradient_checkpointing": False},
-           "output_dir": str(tmp / "run")}
+    cfg = {
+        "model": {"name_or_path": str(base)},
+        "quantization": {"mode": "none"},
+        "lora": {"r": 4, "alpha": 8, "dropout": 0.0},
+        "data": {"files": [str(DEMO_DATA / "tc_corpus.txt")], "validation": 0, "block_size": 64},
+        "train": {"max_steps": 2, "batch_size": 2, "save_steps": 2, "gradient_checkpointing": False},
+        "output_dir": str(tmp / "run"),
+    }
     result = run_cli("pretrain", write_config(tmp / "p.yaml", cfg))
     assert result.code == 0, result.stderr
     return tmp / "run"
 
 
 def sft_config(model, out, **overrides) -> dict:
-    cfg = {"model": {"name_or_path": str(model)}, "quantization": {"mode": "none"},
-           "lora": {"r": 4, "alpha": 8, "dropout": 0.0}, "chat": {"template": "llama-2"},
-           "data": {"files": [str(DEMO_DATA / "sft_chat.jsonl")], "validation": 0.1, "max_length": 128},
-           "train": {"max_steps": 4, "batch_size": 2, "save_steps": 2, "logging_steps": 1, "learning_rate": 5e-3,
-                     "gradient_checkpointing": False},
-           "output_dir": str(out)}
+    cfg = {
+        "model": {"name_or_path": str(model)},
+        "quantization": {"mode": "none"},
+        "lora": {"r": 4, "alpha": 8, "dropout": 0.0},
+        "chat": {"template": "llama-2"},
+        "data": {"files": [str(DEMO_DATA / "sft_chat.jsonl")], "validation": 0.1, "max_length": 128},
+        "train": {
+            "max_steps": 4,
+            "batch_size": 2,
+            "save_steps": 2,
+            "logging_steps": 1,
+            "learning_rate": 5e-3,
+            "gradient_checkpointing": False,
+        },
+        "output_dir": str(out),
+    }
     for key, value in overrides.items():
         section, _, name = key.partition(".")
         if name:
@@ -241,6 +291,7 @@ def sft_config(model, out, **overrides) -> dict:
     return cfg
 
 
+@pytest.mark.slow
 def test_sft_continues_the_pretrain_adapter_and_chats_through_a_pipe(pretrain_run, tmp_path):
     from transformers import AutoTokenizer
 
@@ -257,12 +308,18 @@ def test_sft_continues_the_pretrain_adapter_and_chats_through_a_pipe(pretrain_ru
     assert any("eval_loss" in r for r in rows) and rows[-1]["tokens_seen"] > 0
     assert "[INST]" in AutoTokenizer.from_pretrained(out).chat_template
     # the stage's config stands for its output_dir (`bailong chat RUN_DIR` is what `make demo` runs)
-    chat = subprocess.run([sys.executable, "-m", "bailong", "chat", str(config), "--max-new-tokens", "8"],
-                          input="你好\n/reset\nHello\n/exit\nnever read\n", capture_output=True, text=True, timeout=300)
+    chat = subprocess.run(
+        [sys.executable, "-m", "bailong", "chat", str(config), "--max-new-tokens", "8"],
+        input="你好\n/reset\nHello\n/exit\nnever read\n",
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert chat.returncode == 0, chat.stderr
     assert "(new conversation)" in chat.stdout and len(chat.stdout.strip().splitlines()) >= 3
 
 
+@pytest.mark.slow
 def test_sft_merge_writes_the_merged_base_and_trains_a_fresh_adapter(pretrain_run, tmp_path):
     out = tmp_path / "sft"
     cfg = sft_config(pretrain_run, out, pretrain_adapter="merge", **{"train.max_steps": 2, "data.packing": True})
@@ -274,6 +331,7 @@ def test_sft_merge_writes_the_merged_base_and_trains_a_fresh_adapter(pretrain_ru
     assert adapter["r"] == 4 and run["steps"] == 2
 
 
+@pytest.mark.slow
 def test_sft_sigkill_resumes_to_the_same_steps_and_losses(pretrain_run, tmp_path):
     def config(name):
         cfg = sft_config(pretrain_run, tmp_path / name, **{"train.max_steps": 6, "data.validation": 0})

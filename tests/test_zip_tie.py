@@ -7,8 +7,8 @@ import torch
 from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from bailong.embeddings import piece_weights
-from conftest import DEMO_DATA, run_cli, shared_file, tiny_llama, write_config
+from bailong.vocab.init import piece_weights
+from helpers import DEMO_DATA, run_cli, shared_file, tiny_llama, write_config
 
 ENGLISH = "The committee approved the budget for twelve new libraries on Tuesday."
 
@@ -105,8 +105,7 @@ def test_tied_base_stays_tied_and_uses_the_same_weights(tmp_path):
 
 def test_padding_rows_are_never_reachable(tmp_path, mistral_model):
     base = tiny_llama(tmp_path / "base", str(mistral_model))
-    result = extend(tmp_path, base, [DEMO_DATA / "tc_corpus.txt"], new_tokens=100,
-                    embeddings={"pad_to_multiple_of": 64})
+    result = extend(tmp_path, base, [DEMO_DATA / "tc_corpus.txt"], new_tokens=100, new_rows={"pad_to_multiple_of": 64})
     assert result.code == 0, result.stderr
     meta = json.loads((tmp_path / "out" / "bailong_extension.json").read_text())
     assert meta["embedding_rows"] == 32128 and meta["vocab_size"] == 32100
@@ -136,8 +135,12 @@ def test_tokenizer_not_an_extension_of_the_model(tmp_path, mistral_model):
     result = extend(tmp_path, base, [DEMO_DATA / "tc_corpus.txt"], new_tokens=50)
     assert result.code == 0
     cfg_model = {"name_or_path": str(base), "tokenizer": "smollm2-135m-instruct"}
-    cfg = {"model": cfg_model, "data": {"files": [str(DEMO_DATA / "tc_corpus.txt")]}, "vocab": {"new_tokens": 50},
-           "output_dir": str(tmp_path / "other")}
+    cfg = {
+        "model": cfg_model,
+        "data": {"files": [str(DEMO_DATA / "tc_corpus.txt")]},
+        "vocab": {"new_tokens": 50},
+        "output_dir": str(tmp_path / "other"),
+    }
     result = run_cli("extend-vocab", write_config(tmp_path / "c2.yaml", cfg))
     assert result.code == 2 and "is not an extension of" in result.stderr
     assert not (tmp_path / "other").exists()
@@ -145,14 +148,14 @@ def test_tokenizer_not_an_extension_of_the_model(tmp_path, mistral_model):
 
 @pytest.mark.parametrize("init", ["zip-tie", "subword-mean", "mean", "random"])
 def test_each_method_on_small_matrices(init):
-    from bailong.config import EmbeddingsConfig
-    from bailong.embeddings import initialize_new_rows
+    from bailong.config import NewRowsConfig
+    from bailong.vocab.init import initialize_new_rows
 
     torch.manual_seed(0)
     embed, head = torch.randn(20, 8), torch.randn(20, 8)
     old_embed, old_head = embed[:16].clone(), head[:16].clone()
     pieces = [[3, 7, 9], [1], [4, 4, 2, 0]]
-    cfg = EmbeddingsConfig(init=init, output_row="first")
+    cfg = NewRowsConfig(init=init, output_row="first")
     initialize_new_rows(embed, head, [16, 17, 18], pieces, cfg, init_std=0.02)
     assert torch.equal(embed[:16], old_embed) and torch.equal(head[:16], old_head)
     if init == "zip-tie":

@@ -5,4 +5,3 @@ class BailongError(Exception):
     """Bad input: a config, a file or a model that the user must fix. Printed without a traceback."""
 
     exit_code = 2
-

@@ -1,1 +1,1 @@
-"""Evaluation building blocks: language consistency without a judge, and an LLM-judge client with its prompts."""
+"""Evaluation tasks (bits per character, multiple choice, an LLM-judge bench), language consistency, the report."""

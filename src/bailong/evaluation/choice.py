@@ -7,14 +7,13 @@ each letter as the answer.
 
 from __future__ import annotations
 
-import json
 import string
 from collections import defaultdict
-from pathlib import Path
 
 import torch
 
-from bailong.config import EvalTask
+from bailong.config import ChoiceTask
+from bailong.data import RecordReader
 from bailong.errors import BailongError
 
 LETTERS = string.ascii_uppercase
@@ -22,20 +21,18 @@ LETTERS = string.ascii_uppercase
 
 def load_questions(path: str, limit: int | None = None) -> list[dict]:
     questions = []
-    for lineno, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        where = f"{path}:{lineno}"
-        try:
-            q = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise BailongError(f"{where}: not valid JSON ({exc.msg})") from None
+    for where, q in RecordReader().records(path):
         choices = q.get("choices") if isinstance(q, dict) else None
-        if not isinstance(q, dict) or not isinstance(q.get("question"), str) or not isinstance(choices, list) \
-                or len(choices) < 2 or not all(isinstance(c, str) for c in choices):
+        if (
+            not isinstance(q, dict)
+            or not isinstance(q.get("question"), str)
+            or not isinstance(choices, list)
+            or len(choices) < 2
+            or not all(isinstance(c, str) for c in choices)
+        ):
             raise BailongError(f"{where}: expected {{question, choices: [2+ strings], answer: letter, subject?}}")
         if q.get("answer") not in LETTERS[: len(choices)]:
-            raise BailongError(f"{where}: answer {q.get('answer')!r} is not one of {LETTERS[:len(choices)]}")
+            raise BailongError(f"{where}: answer {q.get('answer')!r} is not one of {LETTERS[: len(choices)]}")
         questions.append(q)
         if limit and len(questions) == limit:
             break
@@ -89,7 +86,7 @@ def log_likelihoods(model, tokenizer, pairs: list[tuple[str, str]], batch_size: 
     return scores
 
 
-def run_choice(task: EvalTask, model, tokenizer) -> dict:
+def run_choice(task: ChoiceTask, model, tokenizer) -> dict:
     questions = load_questions(task.file, task.limit)
     lettered = task.scoring == "letter"
     prefix = few_shot_prefix(load_questions(task.dev_file)[: task.shots], lettered) if task.shots else ""

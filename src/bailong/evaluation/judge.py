@@ -8,11 +8,12 @@ picks up where it stopped: nothing is generated or judged twice, nothing is lost
 from __future__ import annotations
 
 import json
-import os
 from collections import defaultdict
 from pathlib import Path
 
-from bailong.config import EvalTask
+from bailong.artifacts import ANSWERS_FILE, JUDGMENTS_FILE, append_jsonl
+from bailong.config import JudgeTask
+from bailong.data import RecordReader
 from bailong.errors import BailongError
 from bailong.evaluation.judge_client import JudgeClient, judge_all, read_judgments
 from bailong.evaluation.judge_prompts import render_messages
@@ -22,14 +23,7 @@ REFERENCE_CATEGORIES = {"math", "reasoning", "coding"}
 
 
 def _jsonl(path: str) -> list[tuple[str, dict]]:
-    rows = []
-    for lineno, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
-        if line.strip():
-            try:
-                rows.append((f"{path}:{lineno}", json.loads(line)))
-            except json.JSONDecodeError as exc:
-                raise BailongError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from None
-    return rows
+    return list(RecordReader().records(path))
 
 
 def load_bench(path: str, limit: int | None = None, references: str | None = None) -> list[dict]:
@@ -41,8 +35,12 @@ def load_bench(path: str, limit: int | None = None, references: str | None = Non
     questions = []
     for where, q in _jsonl(path):
         turns = q.get("turns") if isinstance(q, dict) else None
-        if not isinstance(turns, list) or not 1 <= len(turns) <= 2 or not all(isinstance(t, str) for t in turns) \
-                or "question_id" not in q:
+        if (
+            not isinstance(turns, list)
+            or not 1 <= len(turns) <= 2
+            or not all(isinstance(t, str) for t in turns)
+            or "question_id" not in q
+        ):
             raise BailongError(f"{where}: expected {{question_id, category, turns: [one or two strings]}}")
         q = {**q, "category": q.get("category", "general")}
         if q["question_id"] in refs and not q.get("reference"):
@@ -51,13 +49,6 @@ def load_bench(path: str, limit: int | None = None, references: str | None = Non
     if not questions:
         raise BailongError(f"{path}: no questions")
     return questions[:limit] if limit else questions
-
-
-def _append(path: Path, record: dict) -> None:
-    with path.open("a", encoding="utf-8") as handle:
-        handle.write(json.dumps(record, ensure_ascii=False) + "\n")
-        handle.flush()
-        os.fsync(handle.fileno())
 
 
 def read_answers(path: Path, model_name: str) -> dict:
@@ -73,9 +64,9 @@ def read_answers(path: Path, model_name: str) -> dict:
     return done
 
 
-def generate_answers(bot, model_name: str, questions: list[dict], task: EvalTask, path: Path) -> dict:
+def generate_answers(bot, model_name: str, questions: list[dict], task: JudgeTask, path: Path) -> dict:
     """{question_id: answer row}; generates only what `path` does not hold yet."""
-    from bailong.chat import GenerationSettings
+    from bailong.inference import GenerationSettings
 
     done = read_answers(path, model_name)
     for q in questions:
@@ -88,9 +79,14 @@ def generate_answers(bot, model_name: str, questions: list[dict], task: EvalTask
             history.append({"role": "user", "content": turn})
             answers.append(bot.reply(history, settings))
             history.append({"role": "assistant", "content": answers[-1]})
-        row = {"model": model_name, "question_id": q["question_id"], "category": q["category"], "turns": answers,
-               "temperature": temperature}
-        _append(path, row)
+        row = {
+            "model": model_name,
+            "question_id": q["question_id"],
+            "category": q["category"],
+            "turns": answers,
+            "temperature": temperature,
+        }
+        append_jsonl(path, row)
         done[q["question_id"]] = row
     return done
 
@@ -107,19 +103,31 @@ def judge_jobs(model_name: str, questions: list[dict], answers: dict) -> list[di
                     kind, fields = "reference", {**fields, "reference": ref[0]}
             else:
                 kind = "multi_turn"
-                fields = {"question_1": q["turns"][0], "answer_1": got[0], "question_2": q["turns"][1],
-                          "answer_2": got[1]}
+                fields = {
+                    "question_1": q["turns"][0],
+                    "answer_1": got[0],
+                    "question_2": q["turns"][1],
+                    "answer_2": got[1],
+                }
                 if ref and len(ref) > 1:
                     kind, fields = "multi_turn_reference", {**fields, "reference_1": ref[0], "reference_2": ref[1]}
-            jobs.append({"key": f"{model_name}/{q['question_id']}/{turn + 1}", "model": model_name,
-                         "question_id": q["question_id"], "category": q["category"], "turn": turn + 1,
-                         "template": kind, "_fields": fields})
+            jobs.append(
+                {
+                    "key": f"{model_name}/{q['question_id']}/{turn + 1}",
+                    "model": model_name,
+                    "question_id": q["question_id"],
+                    "category": q["category"],
+                    "turn": turn + 1,
+                    "template": kind,
+                    "_fields": fields,
+                }
+            )
     return jobs
 
 
 def summarize(model_name: str, questions: list[dict], answers: dict, judgments: dict) -> dict:
     by_category, by_turn, scores, failures = defaultdict(list), defaultdict(list), [], 0
-    for key, record in judgments.items():
+    for record in judgments.values():
         if record.get("model") != model_name:
             continue
         if record.get("status") != "ok" or record.get("rating") is None:
@@ -144,14 +152,18 @@ def summarize(model_name: str, questions: list[dict], answers: dict, judgments: 
     }
 
 
-def run_judge(task: EvalTask, bot, model_name: str, client: JudgeClient, templates: dict, out: Path) -> dict:
+def run_judge(task: JudgeTask, bot, model_name: str, client: JudgeClient, templates: dict, out: Path) -> dict:
     questions = load_bench(task.questions, task.limit, task.references)
-    answers = generate_answers(bot, model_name, questions, task, out / "answers.jsonl")
+    answers = generate_answers(bot, model_name, questions, task, out / ANSWERS_FILE)
     jobs = judge_jobs(model_name, questions, answers)
-    judgments_path = out / "judgments.jsonl"
-    progress = judge_all(client, jobs, judgments_path,
-                         lambda job: render_messages(templates[job["template"]], **job["_fields"]))
+    judgments_path = out / JUDGMENTS_FILE
+    progress = judge_all(
+        client, jobs, judgments_path, lambda job: render_messages(templates[job["template"]], **job["_fields"])
+    )
     keys = {job["key"] for job in jobs}
     judgments = {k: v for k, v in read_judgments(judgments_path).items() if k in keys}
-    return {"questions": len(questions), "newly_judged": progress["done"],
-            **summarize(model_name, questions, answers, judgments)}
+    return {
+        "questions": len(questions),
+        "newly_judged": progress["done"],
+        **summarize(model_name, questions, answers, judgments),
+    }

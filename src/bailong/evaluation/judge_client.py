@@ -69,8 +69,9 @@ class JudgeClient:
     def complete(self, messages: list[dict]) -> str:
         """The judge's reply text to `messages`; raises JudgeError once out of retries or on a non-429 4xx."""
         s = self.settings
-        body = json.dumps({"model": s.model, "messages": messages, "temperature": s.temperature,
-                           "max_tokens": s.max_tokens}).encode("utf-8")
+        body = json.dumps(
+            {"model": s.model, "messages": messages, "temperature": s.temperature, "max_tokens": s.max_tokens}
+        ).encode("utf-8")
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
         key = self._key()
         if key:
@@ -101,8 +102,9 @@ class JudgeClient:
             data = json.loads(payload)
             content = data["choices"][0]["message"].get("content")
         except (ValueError, KeyError, IndexError, TypeError, AttributeError):
-            raise JudgeError(f"judge at {self.url} sent an unexpected response: "
-                             f"{self._redact(_excerpt(payload))}") from None
+            raise JudgeError(
+                f"judge at {self.url} sent an unexpected response: {self._redact(_excerpt(payload))}"
+            ) from None
         return content if isinstance(content, str) else ""
 
 
@@ -120,8 +122,9 @@ def _retry_after(value: str | None) -> float:
 
 _NUMBER = r"(\d+(?:\.\d+)?)"
 _BRACKETED = re.compile(r"\[\[\s*\**\s*" + _NUMBER + r"\s*\**\s*(?:/\s*10\s*)?\]\]")
-_LABELLED = re.compile(r"(?:\b(?:rating|score)\b|評分|评分|分數|分数|得分)\s*[*_]*\s*[:：=]?\s*[*_\s]*\[?\s*" + _NUMBER,
-                       re.I)
+_LABELLED = re.compile(
+    r"(?:\b(?:rating|score)\b|評分|评分|分數|分数|得分)\s*[*_]*\s*[:：=]?\s*[*_\s]*\[?\s*" + _NUMBER, re.I
+)
 
 
 def parse_rating(reply: str) -> float | None:
@@ -209,8 +212,14 @@ def _judge_one(client: JudgeClient, job: dict, render: Callable[[dict], list[dic
         try:
             reply = client.complete(messages)
         except JudgeError as err:
-            return {**record, "rating": None, "status": "failed", "reason": str(err), "judge_reply": reply,
-                    "attempts": attempts}
+            return {
+                **record,
+                "rating": None,
+                "status": "failed",
+                "reason": str(err),
+                "judge_reply": reply,
+                "attempts": attempts,
+            }
         rating = parse_rating(reply)
         if rating is not None:
             return {**record, "rating": rating, "status": "ok", "judge_reply": reply, "attempts": attempts}
@@ -218,9 +227,15 @@ def _judge_one(client: JudgeClient, job: dict, render: Callable[[dict], list[dic
     return {**record, "rating": None, "status": "failed", "reason": reason, "judge_reply": reply, "attempts": attempts}
 
 
-def judge_all(client: JudgeClient, jobs: list[dict], judgments_path: str | Path,
-              render: Callable[[dict], list[dict]], *, on_result: Callable[[dict], None] | None = None,
-              retry_failed: bool = False) -> dict:
+def judge_all(
+    client: JudgeClient,
+    jobs: list[dict],
+    judgments_path: str | Path,
+    render: Callable[[dict], list[dict]],
+    *,
+    on_result: Callable[[dict], None] | None = None,
+    retry_failed: bool = False,
+) -> dict:
     """Judges every job whose "key" has no record in `judgments_path` yet, `concurrency` at a time.
 
     Each record is the job (fields starting with "_" left out) plus rating, status ("ok"/"failed"), reason (failed

@@ -19,7 +19,7 @@ LANGUAGE_RULE = (
     "Language rule: the assistant must reply in the language the user wrote in. An English question needs an "
     "English answer. A question in Traditional Chinese (繁體中文) needs an answer in Traditional Chinese: an answer "
     "in Simplified Chinese (简体中文) or in English breaks the rule, however good its content. The only exception is "
-    "an explicit request for another language (for example \"please answer in English\", \"請用英文回答\", or a "
+    'an explicit request for another language (for example "please answer in English", "請用英文回答", or a '
     "translation task): then the requested language is the right one. Names, quoted terms, code and formulas in "
     "another language do not break the rule. An answer that breaks the rule gets a rating of at most 2."
 )
@@ -47,8 +47,11 @@ REFERENCE_SYSTEM = _SYSTEM + " For this task you also get a reference answer kno
 REFERENCE_USER = (
     "Rate the assistant's answer to the user's question below (mathematics, reasoning or programming). Compare it "
     "with the reference answer: correctness comes first, so a wrong final result or a broken program gets a low "
-    "rating however well it is explained; a different but correct method is fine.\n\n" + LANGUAGE_RULE + "\n\n"
-    + OUTPUT_RULE + "\n\n<question>\n{question}\n</question>\n\n<reference_answer>\n{reference}\n"
+    "rating however well it is explained; a different but correct method is fine.\n\n"
+    + LANGUAGE_RULE
+    + "\n\n"
+    + OUTPUT_RULE
+    + "\n\n<question>\n{question}\n</question>\n\n<reference_answer>\n{reference}\n"
     "</reference_answer>\n\n<answer>\n{answer}\n</answer>"
 )
 
@@ -90,8 +93,9 @@ FIELDS: dict[str, frozenset[str]] = {
     "single": frozenset({"question", "answer"}),
     "reference": frozenset({"question", "reference", "answer"}),
     "multi_turn": frozenset({"question_1", "answer_1", "question_2", "answer_2"}),
-    "multi_turn_reference": frozenset({"question_1", "answer_1", "question_2", "answer_2", "reference_1",
-                                       "reference_2"}),
+    "multi_turn_reference": frozenset(
+        {"question_1", "answer_1", "question_2", "answer_2", "reference_1", "reference_2"}
+    ),
 }
 
 
@@ -128,8 +132,10 @@ def load_templates(path: str | Path | None = None) -> dict[str, dict[str, str]]:
             except ValueError as err:
                 raise ValueError(f"{path}: judge template {name}.{part} is not a valid format string: {err}") from None
             if unknown:
-                raise ValueError(f"{path}: judge template {name}.{part} uses unknown field(s) "
-                                 f"{', '.join(sorted(unknown))}; allowed: {', '.join(sorted(FIELDS[name]))}")
+                raise ValueError(
+                    f"{path}: judge template {name}.{part} uses unknown field(s) "
+                    f"{', '.join(sorted(unknown))}; allowed: {', '.join(sorted(FIELDS[name]))}"
+                )
         templates[name] = {"system": pair["system"], "user": pair["user"]}
     unknown_keys = set(data) - set(DEFAULT_TEMPLATES)
     if unknown_keys:
@@ -139,5 +145,7 @@ def load_templates(path: str | Path | None = None) -> dict[str, dict[str, str]]:
 
 def render_messages(template: dict[str, str], **fields: str) -> list[dict[str, str]]:
     """Chat messages (system + user) from one template filled with `fields`."""
-    return [{"role": "system", "content": template["system"].format(**fields)},
-            {"role": "user", "content": template["user"].format(**fields)}]
+    return [
+        {"role": "system", "content": template["system"].format(**fields)},
+        {"role": "user", "content": template["user"].format(**fields)},
+    ]

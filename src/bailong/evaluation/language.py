@@ -48,8 +48,9 @@ _PAIRS = """
 劲勁 劳勞 卧臥 厨廚 叠疊 咏詠 垫墊 夸誇 娇嬌 蚂螞 裤褲 誉譽 袜襪 虏虜 邓鄧 钥鑰 锦錦 闯闖 骚騷 鸭鴨 鹰鷹 齿齒 龄齡
 """
 # Traditional-only characters whose simplified counterpart is also an ordinary Traditional character.
-_TRADITIONAL_EXTRA = ("爲衆啓僞溼後裡裏於隻臺颱檯雲麵鬆範醜穀髮鬥製幹餘齣衝複鐘鍾準據築"
-                      "註誌撲捲闆豐幾採塗鬍湧莊掛佔週託係繫")
+_TRADITIONAL_EXTRA = (
+    "爲衆啓僞溼後裡裏於隻臺颱檯雲麵鬆範醜穀髮鬥製幹餘齣衝複鐘鍾準據築註誌撲捲闆豐幾採塗鬍湧莊掛佔週託係繫"
+)
 
 _PAIR_LIST = tuple(dict.fromkeys(_PAIRS.split()))
 SIMPLIFIED_ONLY = frozenset(pair[0] for pair in _PAIR_LIST)
@@ -68,8 +69,14 @@ _URL = re.compile(r"(?:https?://|www\.)\S+|\S+@\S+\.\w+", re.I)
 
 def _is_han(ch: str) -> bool:
     code = ord(ch)
-    return (0x4E00 <= code <= 0x9FFF or 0x3400 <= code <= 0x4DBF or 0x20000 <= code <= 0x3134F
-            or 0xF900 <= code <= 0xFAFF or 0x3100 <= code <= 0x312F or 0x31A0 <= code <= 0x31BF)  # + bopomofo
+    return (
+        0x4E00 <= code <= 0x9FFF
+        or 0x3400 <= code <= 0x4DBF
+        or 0x20000 <= code <= 0x3134F
+        or 0xF900 <= code <= 0xFAFF
+        or 0x3100 <= code <= 0x312F
+        or 0x31A0 <= code <= 0x31BF
+    )  # + bopomofo
 
 
 def script_counts(text: str) -> dict[str, int]:
@@ -107,8 +114,10 @@ def detect_script(text: str) -> str:
     return _script_from_counts(script_counts(text))
 
 
-_ZH_VERBS = (r"(?:請|请)?(?:用|以|使用|改用|採用|采用|換成|换成|翻譯成|翻译成|翻譯為|翻译为|譯成|译成|譯為|译为|翻成|"
-             r"轉成|转成|轉換成|转换成|轉為|转为|寫成|写成|改寫成|改写成)\s*")
+_ZH_VERBS = (
+    r"(?:請|请)?(?:用|以|使用|改用|採用|采用|換成|换成|翻譯成|翻译成|翻譯為|翻译为|譯成|译成|譯為|译为|翻成|"
+    r"轉成|转成|轉換成|转换成|轉為|转为|寫成|写成|改寫成|改写成)\s*"
+)
 _ZH_TARGETS = {
     "繁體中文|繁体中文|正體中文|正体中文|繁體字|繁体字|繁體|繁体|繁中": "zh-Hant",
     "簡體中文|简体中文|簡體字|简体字|簡體|简体|簡中|简中": "zh-Hans",
@@ -119,9 +128,13 @@ _ZH_REQUEST = re.compile(_ZH_VERBS + "(" + "|".join(_ZH_TARGETS) + r")(?!\s*(?:�
 _EN_TARGET = r"(?:(traditional|simplified)\s+)?(english|chinese|mandarin)\b"
 _EN_REQUEST = re.compile(
     r"\b(?:answer|respond|reply|write|translate|explain|rewrite|summari[sz]e|describe|response|speak|talk)\b"
-    r"[^.?!\n]{0,40}?\b(?:in|into|to|using)\s+" + _EN_TARGET
-    + r"|\b(?:please\s+)?(?:use|using)\s+" + _EN_TARGET
-    + r"|\bin\s+" + _EN_TARGET + r"\s*(?:only|please)\b",
+    r"[^.?!\n]{0,40}?\b(?:in|into|to|using)\s+"
+    + _EN_TARGET
+    + r"|\b(?:please\s+)?(?:use|using)\s+"
+    + _EN_TARGET
+    + r"|\bin\s+"
+    + _EN_TARGET
+    + r"\s*(?:only|please)\b",
     re.I,
 )
 

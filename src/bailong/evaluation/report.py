@@ -2,15 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-from bailong.table import format_table
-
-RESULTS_FILE = "results.json"
-TABLE_FILE = "results.md"
-CHART_FILE = "results.png"
-CATEGORY_CHART_FILE = "judge_categories.png"
+from bailong.artifacts import CATEGORY_CHART_FILE, CHART_FILE, RESULTS_FILE, TABLE_FILE, write_json
+from bailong.console import format_table
 
 
 def headline(details: dict) -> dict:
@@ -28,18 +23,27 @@ def headline(details: dict) -> dict:
 
 
 def write_report(out: Path, results: dict) -> str:
-    tmp = out / f".{RESULTS_FILE}.tmp"
-    tmp.write_text(json.dumps(results, ensure_ascii=False, indent=2), encoding="utf-8")
-    tmp.replace(out / RESULTS_FILE)
+    write_json(out / RESULTS_FILE, results)
     fmt = lambda x, p=3: "-" if x is None else f"{x:.{p}f}"  # noqa: E731
     rows = []
     for name, r in results.items():
         tpc = next((d["tokens_per_char"] for d in r["details"].values() if d["type"] == "bpc"), None)
         judge = r["judge"] or {}
-        rows.append([name, fmt(r["bpc"]), fmt(tpc), fmt(r["choice"]), fmt(judge.get("mean"), 2),
-                     str(judge.get("failures", "-")), fmt(r["language_consistency"], 2)])
-    table = format_table(["model", "bits/char", "tokens/char", "choice acc", "judge mean", "judge failures",
-                          "language consistency"], rows)
+        rows.append(
+            [
+                name,
+                fmt(r["bpc"]),
+                fmt(tpc),
+                fmt(r["choice"]),
+                fmt(judge.get("mean"), 2),
+                str(judge.get("failures", "-")),
+                fmt(r["language_consistency"], 2),
+            ]
+        )
+    table = format_table(
+        ["model", "bits/char", "tokens/char", "choice acc", "judge mean", "judge failures", "language consistency"],
+        rows,
+    )
     (out / TABLE_FILE).write_text(table + "\n", encoding="utf-8")
     _charts(out, results)
     return table
@@ -52,9 +56,12 @@ def _charts(out: Path, results: dict) -> None:
     import matplotlib.pyplot as plt
 
     names = list(results)
-    metrics = [("bits per char (lower is better)", lambda r: r["bpc"]), ("choice accuracy", lambda r: r["choice"]),
-               ("judge mean (1-10)", lambda r: (r["judge"] or {}).get("mean")),
-               ("language consistency", lambda r: r["language_consistency"])]
+    metrics = [
+        ("bits per char (lower is better)", lambda r: r["bpc"]),
+        ("choice accuracy", lambda r: r["choice"]),
+        ("judge mean (1-10)", lambda r: (r["judge"] or {}).get("mean")),
+        ("language consistency", lambda r: r["language_consistency"]),
+    ]
     metrics = [(label, get) for label, get in metrics if any(get(results[n]) is not None for n in names)]
     if metrics:
         fig, axes = plt.subplots(1, len(metrics), figsize=(4 * len(metrics), 3.5), squeeze=False)
@@ -65,15 +72,20 @@ def _charts(out: Path, results: dict) -> None:
         fig.tight_layout()
         fig.savefig(out / CHART_FILE, dpi=100)
         plt.close(fig)
-    categories = sorted({c for r in results.values() for d in r["details"].values() if d["type"] == "judge"
-                         for c in d["per_category"]})
+    categories = sorted(
+        {c for r in results.values() for d in r["details"].values() if d["type"] == "judge" for c in d["per_category"]}
+    )
     if categories:
         fig, ax = plt.subplots(figsize=(max(6, len(categories) * 0.9), 4))
         width = 0.8 / len(names)
         for i, n in enumerate(names):
             judge = next((d for d in results[n]["details"].values() if d["type"] == "judge"), {"per_category": {}})
-            ax.bar([x + i * width for x in range(len(categories))],
-                   [judge["per_category"].get(c) or 0 for c in categories], width, label=n)
+            ax.bar(
+                [x + i * width for x in range(len(categories))],
+                [judge["per_category"].get(c) or 0 for c in categories],
+                width,
+                label=n,
+            )
         ax.set_xticks([x + width * (len(names) - 1) / 2 for x in range(len(categories))], categories, rotation=30)
         ax.set_ylabel("judge mean (1-10)")
         ax.legend()

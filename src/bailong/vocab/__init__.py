@@ -1,1 +1,2 @@
-"""Tokenizer expansion: train on a corpus, merge into the base, check every guarantee."""
+"""Vocabulary extension: tokenizer training, the growable BPE vocabularies, the writers, the guarantees, the
+initialization of new embedding rows, and the extended checkpoint."""

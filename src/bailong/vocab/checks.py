@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from importlib import resources
 
-from bailong.vocab.extend import byte_level_text
+from bailong.vocab.bpe import byte_level_text
 from bailong.vocab.train import has_cjk
-from bailong.vocab.write import ExtendedTokenizer
+from bailong.vocab.writers import ExtendedTokenizer
 
 
 def english_probe() -> list[str]:

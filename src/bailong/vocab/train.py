@@ -12,12 +12,15 @@ from dataclasses import dataclass
 
 from tqdm import tqdm
 
-from bailong.config import VocabConfig
+from bailong.config.vocab import VocabConfig
 from bailong.errors import BailongError
 
 # Han ideographs (incl. extensions and compatibility), CJK punctuation (minus the ideographic space), bopomofo,
 # CJK compatibility forms and full-width forms.
-CJK_CLASS = "\u3001-\u303f\u3100-\u312f\u31a0-\u31bf\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\ufe30-\ufe4f\uff00-\uffef\U00020000-\U0003134f"
+CJK_CLASS = (
+    "\u3001-\u303f\u3100-\u312f\u31a0-\u31bf\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\ufe30-\ufe4f\uff00-\uffef"
+    "\U00020000-\U0003134f"
+)
 CJK_RUN = re.compile(f"[{CJK_CLASS}]+")
 _ALL_CJK = re.compile(f"[{CJK_CLASS}]+")
 

