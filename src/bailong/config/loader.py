@@ -204,48 +204,42 @@ def format_validation_error(exc: ValidationError, model: type[BaseModel]) -> str
     return "; ".join(lines)
 
 
-def _model_at(model: type[BaseModel], loc: tuple) -> type[BaseModel] | None:
-    """The config model at `loc` of a validation error (a union member is named by its tag in `loc`)."""
+def _walk(model: type[BaseModel], loc: tuple):
+    """Follows a validation error's `loc` through the config models: (part, whether it is a union tag that pydantic
+    inserted, the model reached after it)."""
     current: type[BaseModel] | None = model
     annotation = None
     for part in loc:
         if isinstance(part, int) or current is None:
+            yield part, False, current
             continue
         if annotation is not None and part in _union_tags(annotation):
-            current = _submodel(annotation, {"type": part})
-            annotation = None
+            current, annotation = _submodel(annotation, {"type": part}), None
+            yield part, True, current
             continue
         field = current.model_fields.get(part)
         annotation = field.annotation if field else None
         current = _submodel(annotation) if field else None
         if annotation is not None and len(_submodels(annotation)) < 2:
             annotation = None
-    return current
+        yield part, False, current
+
+
+def _model_at(model: type[BaseModel], loc: tuple) -> type[BaseModel] | None:
+    """The config model at `loc` of a validation error (a union member is named by its tag in `loc`)."""
+    steps = list(_walk(model, loc))
+    return steps[-1][2] if steps else model
+
+
+def _without_tags(model: type[BaseModel], loc: tuple) -> list:
+    """`loc` without the union tags pydantic inserts (tasks.0.bpc.window -> tasks.0.window)."""
+    return [part for part, is_tag, _ in _walk(model, loc) if not is_tag]
 
 
 def _field_at(model: type[BaseModel], loc: tuple) -> Any:
     parent = _model_at(model, tuple(p for p in loc if not isinstance(p, int))[:-1])
     field = parent.model_fields.get(str(loc[-1] if not isinstance(loc[-1], int) else loc[-2])) if parent else None
     return field.annotation if field else None
-
-
-def _without_tags(model: type[BaseModel], loc: tuple) -> list:
-    """`loc` without the union tags pydantic inserts (tasks.0.bpc.window -> tasks.0.window)."""
-    out, current, annotation = [], model, None
-    for part in loc:
-        if isinstance(part, int) or current is None:
-            out.append(part)
-            continue
-        if annotation is not None and part in _union_tags(annotation):
-            current, annotation = _submodel(annotation, {"type": part}), None
-            continue
-        out.append(part)
-        field = current.model_fields.get(part)
-        annotation = field.annotation if field else None
-        current = _submodel(annotation) if field else None
-        if annotation is not None and len(_submodels(annotation)) < 2:
-            annotation = None
-    return out
 
 
 def dump_config(config: StageConfig) -> str:
