@@ -219,3 +219,38 @@ def test_korean_end_to_end(corpus, tmp_path):
         assert consistency["checked"] + consistency["skipped"] == len(KOREAN_QUESTIONS)
     answers = [json.loads(line) for line in (tmp_path / "eval" / "answers.jsonl").read_text().splitlines()]
     assert len(answers) == 2 * len(KOREAN_QUESTIONS)
+
+
+# ---------------------------------------------------------------- a Latin-script target: only when named
+
+VIETNAMESE = [  # written for this test
+    "Hà Nội là thủ đô của Việt Nam.",
+    "Tôi thích đọc sách vào buổi sáng.",
+    "Thời tiết hôm nay rất đẹp và mát mẻ.",
+    "Chúng tôi đi chợ mua rau và trái cây.",
+    "Người dân ở đây rất thân thiện và hiếu khách.",
+]
+
+
+def test_latin_target_only_when_named_and_english_changes_are_counted(tmp_path):
+    corpus = tmp_path / "vi.txt"
+    corpus.write_text("\n".join(VIETNAMESE * 30) + "\n", encoding="utf-8")
+    cfg = {
+        "model": {"tokenizer": str(MISTRAL_V1)},
+        "data": {"files": [str(corpus)], "validation": 0},
+        "vocab": {"new_tokens": 60},
+        "output_dir": str(tmp_path / "out"),
+    }
+    result = run_cli("extend-vocab", write_config(tmp_path / "auto.yaml", cfg))
+    assert result.code == 2 and "auto found no non-Latin script" in result.stderr  # never chosen by auto
+    result = run_cli("extend-vocab", write_config(tmp_path / "c.yaml", cfg), "--set", "vocab.scripts=[Latin]")
+    assert result.code == 0, result.stderr
+    assert "warning: vocab.scripts names Latin" in result.stdout
+    report = read_report(tmp_path / "out")
+    assert report["scripts"] == ["Latin"] and report["tokens_added"] > 0
+    tok, base = AutoTokenizer.from_pretrained(tmp_path / "out"), load_tokenizer(str(MISTRAL_V1))
+    probe = english_probe()
+    changed = sum(a != b for a, b in zip(ids(base, probe), ids(tok, probe)))
+    assert report["english_probe_changed"] == changed
+    assert report["english_ids_unchanged"] is (changed == 0)
+    assert report["all_new_pieces_reachable"] and report["roundtrip_ok"] and report["sentencepiece_matches_hf"]
