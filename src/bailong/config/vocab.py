@@ -28,6 +28,11 @@ class VocabConfig(Section):
     max_sentences: int = Field(2_000_000, gt=0, description="sentences sampled for tokenizer training")
     seed: int = 0
 
+    @field_validator("scripts", mode="before")
+    @classmethod
+    def _one_script(cls, value):
+        return [value] if isinstance(value, str) and value not in ("auto", "all") else value
+
     @field_validator("scripts")
     @classmethod
     def _known_scripts(cls, value):
