@@ -1,7 +1,8 @@
 """Another language: Korean (Hangul) on both tokenizer families, on real text (the Korean Constitution and bills).
 
 Every guarantee of extend-vocab is checked here independently of the stage's own report; then zip-tie at step 0,
-and the whole flow (extend-vocab -> pretrain -> eval with bits per character and language consistency).
+the whole flow (extend-vocab -> pretrain -> eval with bits per character and language consistency), and a
+Latin-script target (Vietnamese), allowed only when named.
 """
 
 import json
