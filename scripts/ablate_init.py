@@ -9,6 +9,7 @@ base (its LM head cloned from the embedding) to choose the output-row option for
     python scripts/ablate_init.py --untie --json ablation.json
     python scripts/ablate_init.py --corpus ../shared/data/tc/drcd_dev_paragraphs.txt \
         --heldout ../shared/data/tc/drcd_test_seen_titles_paragraphs.txt --new-tokens 7300
+    python scripts/ablate_init.py --corpus ../shared/data/ko/ko_law_paragraphs.txt --heldout-last 40 --new-tokens 1000
 """
 
 from __future__ import annotations
@@ -80,6 +81,7 @@ def main() -> None:
     parser.add_argument("--corpus", nargs="+", default=[str(DEMO / "tc_corpus.txt")])
     parser.add_argument("--heldout", default=str(DEMO / "tc_heldout.txt"))
     parser.add_argument("--limit", type=int, default=30, help="held-out documents")
+    parser.add_argument("--heldout-last", type=int, help="hold out the corpus's last N documents instead of --heldout")
     parser.add_argument("--new-tokens", type=int, default=2000)
     parser.add_argument("--untie", action="store_true", help="also ablate the output row on an untied copy")
     parser.add_argument("--json", help="write the results here")
@@ -87,11 +89,18 @@ def main() -> None:
 
     texts = [line.strip() for line in open(args.heldout, encoding="utf-8") if line.strip()][: args.limit]
     with tempfile.TemporaryDirectory() as tmp:
+        corpus = args.corpus
+        if args.heldout_last:
+            docs = [line.strip() for f in args.corpus for line in open(f, encoding="utf-8") if line.strip()]
+            texts = docs[-args.heldout_last :][: args.limit]
+            corpus = [f"{tmp}/train.txt"]
+            Path(corpus[0]).write_text("\n".join(docs[: -args.heldout_last]) + "\n", encoding="utf-8")
+            args.heldout = f"the last {args.heldout_last} documents of the corpus"
         cfg = ExtendVocabConfig.model_validate(
             {
                 "model": {"tokenizer": args.model},
-                "data": {"files": args.corpus},
-                "vocab": {"new_tokens": args.new_tokens, "held_out": 0},
+                "data": {"files": corpus, "validation": 0},
+                "vocab": {"new_tokens": args.new_tokens},
                 "output_dir": f"{tmp}/tok",
             }
         )
@@ -121,7 +130,7 @@ def main() -> None:
     print()
     print(
         f"{args.model}, {report['tokens_added']} tokens added from {', '.join(Path(c).name for c in args.corpus)}; "
-        f"{len(texts)} held-out documents of {Path(args.heldout).name} ({sum(map(len, texts))} characters)"
+        f"{len(texts)} held-out documents: {Path(args.heldout).name} ({sum(map(len, texts))} characters)"
     )
     print(format_table(["initialization", "bits/char", "vs base", "tokens/char"], rows))
     if args.json:

@@ -1,10 +1,11 @@
-"""Tokens per character on held-out TC text: the base, a naive Chinese-LLaMA-style merge, and bailong's merge.
+"""Tokens per character on held-out text: the base, a naive Chinese-LLaMA-style merge, and bailong's merge.
 
 The naive merge is what Chinese-LLaMA-Alpaca's merge script does: train a SentencePiece BPE model on the whole corpus
 and append every piece the base lacks with score 0. Both merges get the same corpus and add the same number of tokens.
 
     python scripts/bench_tokenizer.py                       # Mistral v1 base, ../shared/data/tc, 5k/10k/20k tokens
     python scripts/bench_tokenizer.py --budgets 2000 --json out.json
+    python scripts/bench_tokenizer.py --files ../shared/data/ko/ko_law_paragraphs.txt --budgets 1000 2000 4000
 """
 
 from __future__ import annotations
@@ -89,10 +90,12 @@ def main() -> None:
     parser.add_argument("--base", default=str(MISTRAL), help="a SentencePiece BPE .model (default: Mistral v1)")
     parser.add_argument("--budgets", nargs="+", type=int, default=[5000, 10000, 20000])
     parser.add_argument("--held-out", type=float, default=0.1)
+    parser.add_argument("--scripts", nargs="+", default=["auto"], help="vocab.scripts for bailong (default: auto)")
     parser.add_argument("--json", help="also write the results here")
     args = parser.parse_args()
 
     cfg = {"model": {"tokenizer": args.base}, "data": {"files": args.files}, "output_dir": "unused"}
+    scripts = args.scripts[0] if args.scripts in (["auto"], ["all"]) else args.scripts
     docs = list(CorpusReader(ExtendVocabConfig.model_validate(cfg).data))
     held = [d for d in docs if split_held_out(d, args.held_out)]
     train = [d for d in docs if not split_held_out(d, args.held_out)]
@@ -107,7 +110,12 @@ def main() -> None:
         naive_hf, naive_agree = hf_view(naive_sp, held)
         with tempfile.TemporaryDirectory() as tmp:
             run_cfg = ExtendVocabConfig.model_validate(
-                {**cfg, "vocab": {"new_tokens": budget, "held_out": args.held_out}, "output_dir": f"{tmp}/out"}
+                {
+                    **cfg,
+                    "vocab": {"new_tokens": budget, "scripts": scripts},
+                    "data": {**cfg["data"], "validation": args.held_out},
+                    "output_dir": f"{tmp}/out",
+                }
             )
             report = extend_vocab(run_cfg)
             ours_sp = spm.SentencePieceProcessor(model_file=f"{tmp}/out/tokenizer.model")

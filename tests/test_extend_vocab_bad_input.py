@@ -2,6 +2,8 @@
 
 import json
 
+import pytest
+
 from bailong.vocab.bpe import ByteLevelVocabulary, SentencePieceVocabulary, bpe_encode
 from helpers import read_report, run_cli, write_config
 
@@ -78,11 +80,40 @@ def test_output_dir_not_empty_needs_overwrite(tmp_path, mistral_model):
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out.")]  # no temporary folder left behind
 
 
-def test_no_cjk_text_with_cjk_only(tmp_path, mistral_model):
+def test_no_non_latin_text_with_auto_scripts(tmp_path, mistral_model):
     corpus = tmp_path / "en.txt"
     corpus.write_text("only english here\n", encoding="utf-8")
     result = run(tmp_path, config(tmp_path, mistral_model, [corpus]))
-    assert result.code == 2 and "no CJK characters; set vocab.cjk_only: false" in result.stderr
+    assert result.code == 2 and "auto found no non-Latin script" in result.stderr
+    assert "Latin 100.0%" in result.stderr and "vocab.scripts: [Latin]" in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_named_script_absent_from_the_corpus(tmp_path, mistral_model):
+    corpus = tmp_path / "c.txt"
+    corpus.write_text("\n".join(TC_LINES * 20) + "\n", encoding="utf-8")
+    result = run(tmp_path, config(tmp_path, mistral_model, [corpus]), "--set", "vocab.scripts=[thai]")
+    assert result.code == 2 and "no text to train on in the scripts of vocab.scripts (Thai)" in result.stderr
+
+
+def test_unknown_script_name(tmp_path, mistral_model):
+    corpus = tmp_path / "c.txt"
+    corpus.write_text(TC_LINES[0] + "\n", encoding="utf-8")
+    result = run(tmp_path, config(tmp_path, mistral_model, [corpus]), "--set", "vocab.scripts=[Hangle]")
+    assert result.code == 2 and "vocab.scripts" in result.stderr and "unknown Unicode script 'Hangle'" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("value, scripts", [(True, "- Han\n  - Bopomofo"), (False, "scripts: all")])
+def test_cjk_only_is_a_deprecated_alias(tmp_path, mistral_model, value, scripts):
+    corpus = tmp_path / "c.txt"
+    corpus.write_text(TC_LINES[0] + "\n", encoding="utf-8")
+    cfg = config(tmp_path, mistral_model, [corpus])
+    cfg["vocab"]["cjk_only"] = value
+    result = run(tmp_path, cfg, "--print-config")
+    assert result.code == 0, result.stderr
+    assert f"`vocab.cjk_only: {str(value).lower()}` is deprecated; use `vocab.scripts:" in result.stdout + result.stderr
+    assert scripts in result.stdout and "cjk_only:" not in result.stdout
 
 
 def test_missing_base_tokenizer(tmp_path):

@@ -1,4 +1,5 @@
-"""Language consistency without a judge, on real Traditional Chinese text (DRCD) and hand-made cases."""
+"""Language consistency without a judge, on real Traditional Chinese (DRCD) and Korean (the Constitution and bills)
+text and hand-made cases."""
 
 from __future__ import annotations
 
@@ -56,7 +57,62 @@ def paragraphs() -> list[str]:
 
 def test_character_sets_are_disjoint_and_sizable():
     assert not SIMPLIFIED_ONLY & TRADITIONAL_ONLY
-    assert len(SIMPLIFIED_ONLY) >= 300 and len(TRADITIONAL_ONLY) >= 300
+    assert len(SIMPLIFIED_ONLY) >= 2000 and len(TRADITIONAL_ONLY) >= 2000  # OpenCC's complete tables
+    assert {"龜", "鬱", "纖", "釁"} <= TRADITIONAL_ONLY and {"龟", "郁", "纤", "衅"} & SIMPLIFIED_ONLY
+    assert not {"台", "里", "干", "只"} & SIMPLIFIED_ONLY  # they stand for several Traditional characters too
+
+
+@pytest.fixture(scope="module")
+def korean() -> list[str]:
+    path = shared_file("ko/ko_law_paragraphs.txt")
+    return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def test_korean_paragraphs_are_korean(korean):
+    text = [p for p in korean if sum("가" <= ch <= "힣" for ch in p) >= 10]  # not the rules, formulas, e-mails
+    assert len(text) > 450
+    assert [detect_script(p) for p in text] == ["ko"] * len(text)
+    assert detect_script("6. 第44條第1項第7號의 사유로") == "ko"  # hanja among Hangul
+
+
+def test_scripts_besides_chinese():
+    assert detect_script("สวัสดีครับ วันนี้อากาศดีมาก") == "th"
+    assert detect_script("नमस्ते, आप कैसे हैं? मैं ठीक हूँ।") == "hi"
+    assert detect_script("مرحبا، كيف حالك اليوم؟") == "ar"
+    assert detect_script("カタカナとひらがなと漢字で書いた日本語の文です。") == "ja"
+    assert detect_script("대한민국은 민주공화국이다. 大韓民國") == "ko"
+
+
+@pytest.mark.parametrize(
+    "question, expected",
+    [
+        ("다음 문장을 영어로 번역해 주세요: 안녕하세요", "en"),
+        ("한국어로 대답해 주세요. What is kimchi?", "ko"),
+        ("Answer in Korean: what is the capital of Korea?", "ko"),
+        ("Please reply in Japanese.", "ja"),
+        ("請用韓文回答：首爾在哪裡？", "ko"),
+        ("用日語寫一首短詩。", "ja"),
+        ("Translate into Russian: good morning", "ru"),
+        ("영어는 어려운 언어입니까?", None),
+    ],
+)
+def test_requested_language_other_languages(question, expected):
+    assert requested_language(question) == expected
+
+
+def test_korean_answers(korean, paragraphs):
+    ko_question = "대한민국 헌법 제1조는 무엇을 말합니까?"
+    assert expected_language(ko_question) == "ko"
+    assert is_consistent(ko_question, korean[2]) is True
+    assert is_consistent(ko_question, ENGLISH) is False
+    assert is_consistent(ko_question, paragraphs[0]) is False
+    assert is_consistent("영어로 대답해 주세요: " + ko_question, ENGLISH) is True
+    assert is_consistent("영어로 대답해 주세요: " + ko_question, korean[2]) is False
+    assert is_consistent("請用韓文回答：首爾在哪裡？", korean[2]) is True
+    assert is_consistent("Answer in Korean: what does Article 1 say?", korean[2]) is True
+    assert is_consistent("What does Article 1 say?", korean[2]) is False
+    summary = consistency_rate([(ko_question, k) for k in korean[:5]] + [(ko_question, ENGLISH)])
+    assert summary["checked"] == 6 and summary["misses"] == 1
 
 
 def test_drcd_paragraphs_are_traditional(paragraphs):
@@ -73,8 +129,9 @@ def test_other_scripts():
     assert detect_script(ENGLISH) == "en"
     assert detect_script("") == "empty"
     assert detect_script("42 + 7 = 49!") == "empty"
-    assert detect_script("こんにちは、お元気ですか。私は学生です。") == "other"
-    assert detect_script("Привет, как дела?") == "other"
+    assert detect_script("こんにちは、お元気ですか。私は学生です。") == "ja"
+    assert detect_script("Привет, как дела?") == "ru"
+    assert detect_script("Γεια σου, τι κάνεις;") == "other"
     assert detect_script("好的，可以") == "zh"  # no Traditional- or Simplified-only character
     assert detect_script("The word 你好 means hello.") == "en"
     assert detect_script("請用 Python 的 requests 套件下載網頁。") == "zh-Hant"
@@ -128,7 +185,7 @@ def test_is_consistent(paragraphs):
     assert is_consistent(tc_question, "こんにちは、お元気ですか。") is False
     assert is_consistent(tc_question, "") is None
     assert is_consistent(tc_question, "OK") is None
-    assert is_consistent("こんにちは、お元気ですか。", ENGLISH) is None  # the question's language is unknown
+    assert is_consistent("Γεια σου, τι κάνεις;", ENGLISH) is None  # the question's language is unknown
     assert is_consistent("anything", tc_answer.translate(_T2S), expected="zh") is True
     assert is_consistent("anything", tc_answer.translate(_T2S), expected="zh-Hans") is True
     assert is_consistent("anything", tc_answer, expected="zh-Hans") is False

@@ -18,6 +18,11 @@ MOVED_KEYS: dict[str, list[tuple[str, str]]] = {
     "eval": [],
 }
 
+# Keys replaced by another key whose values say the same thing differently: old path -> (new path, {old: new}).
+REPLACED_KEYS: dict[str, dict[str, tuple[str, dict]]] = {
+    "extend-vocab": {"vocab.cjk_only": ("vocab.scripts", {True: ["Han", "Bopomofo"], False: "all"})},
+}
+
 RENAMED_VALUES: dict[str, dict[str, dict[str, str]]] = {
     # train.precision uses torch's dtype names, as model.dtype and quantization.compute_dtype do
     "pretrain": {"train.precision": {"bf16": "bfloat16", "fp16": "float16", "fp32": "float32"}},
@@ -57,6 +62,16 @@ def apply_deprecations(stage: str, raw: dict, notify: Callable[[str], None]) -> 
         if not _put(raw, new.split("."), value):
             raise ValueError(f"{old} and {new} are the same setting; keep only {new}")
         notify(f"`{old}` is deprecated; use `{new}` (the old name works in this release)")
+    for old, (new, values) in REPLACED_KEYS.get(stage, {}).items():
+        found, value = _pop(raw, old.split("."))
+        if not found:
+            continue
+        if isinstance(value, bool):
+            shown = str(values[value]).replace("'", "")
+            notify(f"`{old}: {str(value).lower()}` is deprecated; use `{new}: {shown}` (the old key works for now)")
+            value = values[value]
+        if not _put(raw, new.split("."), value):
+            raise ValueError(f"{old} and {new} are the same setting; keep only {new}")
     for key, values in RENAMED_VALUES.get(stage, {}).items():
         path = key.split(".")
         found, value = _pop(raw, path)

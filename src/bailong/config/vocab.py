@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from typing import Literal
 
+import regex
 from pydantic import Field, field_validator
 
 from bailong.config.base import LocalPath, Section
@@ -15,13 +16,42 @@ class VocabConfig(Section):
 
     new_tokens: int = Field(27241, gt=0, description="how many tokens to add (the paper: 27,241)")
     model_type: Literal["bpe", "unigram"] = "bpe"
-    cjk_only: bool = Field(True, description="keep only new pieces made of CJK characters")
+    scripts: Literal["auto", "all"] | list[str] = Field(
+        "auto",
+        description="Unicode scripts whose pieces may be added (e.g. [Han, Bopomofo], [Hangul]); auto: the corpus's "
+        "non-Latin scripts with at least 10% of its letters; all: every piece",
+    )
     min_frequency: int = Field(2, ge=1, description="drop pieces seen fewer times in the corpus")
     character_coverage: float = Field(0.9995, gt=0, le=1)
     user_words: list[str] = Field(default_factory=list, description="words forced in first")
     user_words_file: LocalPath | None = None
     max_sentences: int = Field(2_000_000, gt=0, description="sentences sampled for tokenizer training")
     seed: int = 0
+
+    @field_validator("scripts", mode="before")
+    @classmethod
+    def _one_script(cls, value):
+        return [value] if isinstance(value, str) and value not in ("auto", "all") else value
+
+    @field_validator("scripts")
+    @classmethod
+    def _known_scripts(cls, value):
+        if isinstance(value, str):
+            return value
+        if not value:
+            raise ValueError("name at least one script, or use auto")
+        names = []
+        for name in value:
+            name = "_".join(part.capitalize() for part in str(name).strip().split("_"))
+            try:
+                regex.compile(rf"\p{{Script={name}}}")
+            except regex.error:
+                raise ValueError(
+                    f"unknown Unicode script {name!r}; use Unicode script names such as Han, Bopomofo, Hangul, "
+                    "Hiragana, Katakana, Thai, Devanagari, Arabic, Cyrillic or Latin"
+                ) from None
+            names.append(name)
+        return list(dict.fromkeys(names))
 
     @field_validator("user_words_file")
     @classmethod

@@ -16,7 +16,7 @@ from bailong.errors import BailongError
 from bailong.loading import load_tokenizer
 from bailong.vocab.checkpoint import write_extended_checkpoint
 from bailong.vocab.checks import check_extension
-from bailong.vocab.train import train_candidates, training_sentences
+from bailong.vocab.train import WORD_MARK, train_candidates, training_sentences
 from bailong.vocab.writers import char_cost, detect_family, extend_byte_level, extend_sentencepiece, known_texts
 
 CHECK_DOCS = 2000  # documents of each split kept for the checks
@@ -60,9 +60,15 @@ def run(cfg: ExtendVocabConfig, overwrite: bool = False) -> dict:
     timings: dict[str, float] = {}
     start = time.perf_counter()
     split = _Split(CorpusReader(cfg.data), cfg.data.validation, cfg.vocab.seed)
-    sentences = training_sentences(split, cfg.vocab)
+    sentences, scripts = training_sentences(split, cfg.vocab)
     if split.documents == 0:
         raise BailongError(f"the corpus is empty: no non-empty documents in {', '.join(cfg.data.files)}")
+    say(scripts.reason)
+    if scripts.latin:
+        say(
+            "warning: vocab.scripts names Latin: new pieces may change the ids of English text; the report counts "
+            "the English probe texts whose ids changed instead of failing"
+        )
     timings["read_corpus_s"] = time.perf_counter() - start
 
     start = time.perf_counter()
@@ -73,12 +79,16 @@ def run(cfg: ExtendVocabConfig, overwrite: bool = False) -> dict:
 
     start = time.perf_counter()
     known = known_texts(family, base_tok)
-    candidates = train_candidates(sentences, cfg.vocab, cfg.vocab.new_tokens, known, char_cost(family, base_tok))
+    candidates = train_candidates(
+        sentences, scripts, cfg.vocab, cfg.vocab.new_tokens, known, char_cost(family, base_tok)
+    )
     timings["train_tokenizer_s"] = time.perf_counter() - start
 
     with atomic_output_dir(cfg.output_dir, overwrite) as out:
         start = time.perf_counter()
         ordered = user_words(cfg) + candidates.pieces
+        if family == "byte-level":  # a byte-level BPE word starts with the space itself
+            ordered = [text.replace(WORD_MARK, " ") for text in ordered]
         if family == "sentencepiece":
             result = extend_sentencepiece(source, base_tok, ordered, cfg.vocab.new_tokens, out)
         else:
@@ -86,12 +96,15 @@ def run(cfg: ExtendVocabConfig, overwrite: bool = False) -> dict:
         timings["merge_s"] = time.perf_counter() - start
 
         start = time.perf_counter()
-        report = check_extension(base_tok, result, split.train_sample, split.held)
+        report = check_extension(base_tok, result, split.train_sample, split.held, scripts)
         timings["check_s"] = time.perf_counter() - start
         if report["failures"]:
             raise RuntimeError("the extended tokenizer failed its checks: " + "; ".join(report["failures"]))
         report.update(
             base_tokenizer=source,
+            scripts=list(scripts.scripts) if scripts.scripts else "all",
+            scripts_reason=scripts.reason,
+            letter_shares=scripts.letter_shares,
             tokens_requested=cfg.vocab.new_tokens,
             corpus_documents=split.documents,
             corpus_characters=split.characters,
@@ -128,6 +141,7 @@ def _print_report(report: dict, cfg: ExtendVocabConfig) -> None:
         "tokens_per_char_before",
         "tokens_per_char_after",
         "english_ids_unchanged",
+        "english_probe_changed",
         "all_new_pieces_reachable",
         "roundtrip_ok",
         "sentencepiece_matches_hf",

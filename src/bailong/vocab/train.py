@@ -10,9 +10,11 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+import regex
 from tqdm import tqdm
 
 from bailong.config.vocab import VocabConfig
+from bailong.data.scripts import UNSPACED, char_class, letter_counts
 from bailong.errors import BailongError
 
 # Han ideographs (incl. extensions and compatibility), CJK punctuation (minus the ideographic space), bopomofo,
@@ -22,11 +24,7 @@ CJK_CLASS = (
     "\U00020000-\U0003134f"
 )
 CJK_RUN = re.compile(f"[{CJK_CLASS}]+")
-_ALL_CJK = re.compile(f"[{CJK_CLASS}]+")
-
-
-def is_cjk(text: str) -> bool:
-    return bool(text) and _ALL_CJK.fullmatch(text) is not None
+WORD_MARK = "\u2581"  # SentencePiece's word-boundary marker
 
 
 def has_cjk(text: str) -> bool:
@@ -43,28 +41,97 @@ class Candidates:
     corpus_limited: bool  # the corpus could not support a bigger SentencePiece model
 
 
-def training_sentences(docs: Iterable[str], cfg: VocabConfig) -> list[str]:
-    """The sentences the tokenizer trains on: whole documents, or only their CJK runs with `cjk_only`.
+AUTO_SHARE = 0.1  # vocab.scripts: auto adds every non-Latin script with at least this share of the letters
 
-    Keeps at most `cfg.max_sentences` (a uniform reservoir sample), as SentencePiece would.
+
+@dataclass
+class ScriptChoice:
+    """The scripts whose pieces may be added (None: every piece), and why."""
+
+    scripts: tuple[str, ...] | None
+    reason: str
+    letter_shares: dict[str, float]
+
+    @property
+    def word_marks(self) -> bool:
+        """Pieces may start with a word-boundary marker (scripts written with spaces between words)."""
+        return self.scripts is None or any(s not in UNSPACED for s in self.scripts)
+
+    @property
+    def latin(self) -> bool:
+        return self.scripts is not None and "Latin" in self.scripts
+
+    def run_pattern(self) -> re.Pattern | None:
+        """Runs of text in the chosen scripts (with the spaces between words for spaced scripts)."""
+        if self.scripts is None:
+            return None
+        c = char_class(self.scripts)
+        return regex.compile(f"[{c}]+(?: +[{c}]+)*" if self.word_marks else f"[{c}]+")
+
+    def allows(self, piece: str) -> bool:
+        if self.scripts is None:
+            return True
+        body = piece[1:] if self.word_marks and piece.startswith(WORD_MARK) else piece
+        return bool(body) and _only(self.scripts).fullmatch(body) is not None
+
+
+def _only(scripts: tuple[str, ...]):
+    return regex.compile(f"[{char_class(scripts)}]+")
+
+
+def choose_scripts(setting, chars: Counter) -> ScriptChoice:
+    """Resolves `vocab.scripts` on the corpus's characters: a list as given, `all`, or `auto` (see AUTO_SHARE)."""
+    letters = letter_counts(chars)
+    total = sum(letters.values())
+    shares = {s: round(n / total, 4) for s, n in letters.most_common()} if total else {}
+    if setting == "all":
+        return ScriptChoice(None, "vocab.scripts: all (every piece, Latin ones included)", shares)
+    if setting != "auto":
+        return ScriptChoice(tuple(setting), "vocab.scripts: " + ", ".join(setting), shares)
+    chosen = [s for s, share in shares.items() if s not in ("Latin", "other") and share >= AUTO_SHARE]
+    if not chosen:
+        found = ", ".join(f"{s} {v:.1%}" for s, v in shares.items()) or "no letters"
+        raise BailongError(
+            f"vocab.scripts: auto found no non-Latin script with at least {AUTO_SHARE:.0%} of the corpus's letters "
+            f"({found}); name the scripts to add, e.g. vocab.scripts: [Hangul] (a Latin-script language needs "
+            "vocab.scripts: [Latin])"
+        )
+    if "Han" in chosen and "Bopomofo" not in chosen:
+        chosen.append("Bopomofo")  # goes along with Han, as bopomofo annotates Chinese
+    kept = ", ".join(f"{s} {shares.get(s, 0):.1%}" for s in chosen)
+    left = ", ".join(f"{s} {v:.1%}" for s, v in shares.items() if s not in chosen)
+    reason = (
+        f"vocab.scripts: auto chose {kept} of the letters (every non-Latin script with at least {AUTO_SHARE:.0%}"
+        + ("; Bopomofo goes with Han)" if "Han" in chosen else ")")
+        + (f"; left out {left}" if left else "")
+    )
+    return ScriptChoice(tuple(chosen), reason, shares)
+
+
+def training_sentences(docs: Iterable[str], cfg: VocabConfig) -> tuple[list[str], ScriptChoice]:
+    """The sentences the tokenizer trains on: the runs of the chosen scripts' text (whole documents with `all`),
+    and the script choice. Keeps at most `cfg.max_sentences` (a uniform reservoir sample), as SentencePiece would.
     """
     rng = random.Random(cfg.seed)
     sample: list[str] = []
+    chars: Counter = Counter()
     seen = 0
     for doc in tqdm(docs, desc="reading corpus", unit=" docs", mininterval=1.0):
-        parts = CJK_RUN.findall(doc) if cfg.cjk_only else [doc]
-        for part in parts:
-            seen += 1
-            if len(sample) < cfg.max_sentences:
-                sample.append(part)
-            else:
-                j = rng.randrange(seen)
-                if j < cfg.max_sentences:
-                    sample[j] = part
-    return sample
+        chars.update(doc)
+        seen += 1
+        if len(sample) < cfg.max_sentences:
+            sample.append(doc)
+        elif (j := rng.randrange(seen)) < cfg.max_sentences:
+            sample[j] = doc
+    choice = choose_scripts(cfg.scripts, chars) if seen else ScriptChoice(None, "", {})
+    pattern = choice.run_pattern()
+    sentences = [part for doc in sample for part in pattern.findall(doc)] if pattern else sample
+    if len(sentences) > cfg.max_sentences:
+        sentences = rng.sample(sentences, cfg.max_sentences)
+    return sentences, choice
 
 
-def _train(sentences: list[str], cfg: VocabConfig, vocab_size: int) -> bytes:
+def _train(sentences: list[str], cfg: VocabConfig, vocab_size: int, word_marks: bool) -> bytes:
     import sentencepiece as spm
 
     writer = io.BytesIO()
@@ -76,7 +143,7 @@ def _train(sentences: list[str], cfg: VocabConfig, vocab_size: int) -> bytes:
         character_coverage=cfg.character_coverage,
         byte_fallback=True,
         split_digits=True,
-        add_dummy_prefix=not cfg.cjk_only,
+        add_dummy_prefix=word_marks,
         normalization_rule_name="identity",
         remove_extra_whitespaces=False,
         max_sentence_length=1 << 16,
@@ -90,7 +157,9 @@ def _train(sentences: list[str], cfg: VocabConfig, vocab_size: int) -> bytes:
 _TOO_HIGH = re.compile(r"value <= (\d+)")
 
 
-def train_candidates(sentences: list[str], cfg: VocabConfig, wanted: int, known: set[str], char_cost) -> Candidates:
+def train_candidates(
+    sentences: list[str], choice: ScriptChoice, cfg: VocabConfig, wanted: int, known: set[str], char_cost
+) -> Candidates:
     """Trains SentencePiece on `sentences` with room for `wanted` usable new pieces (not in `known`).
 
     `char_cost(c)` is how many base tokens the character `c` takes.
@@ -100,7 +169,7 @@ def train_candidates(sentences: list[str], cfg: VocabConfig, wanted: int, known:
     if not sentences:
         raise BailongError(
             "the corpus has no text to train on"
-            + (" (no CJK characters; set vocab.cjk_only: false for other scripts)" if cfg.cjk_only else "")
+            + (f" in the scripts of vocab.scripts ({', '.join(choice.scripts)})" if choice.scripts else "")
         )
     char_counts: Counter = Counter()
     for s in sentences:
@@ -110,7 +179,7 @@ def train_candidates(sentences: list[str], cfg: VocabConfig, wanted: int, known:
     corpus_limited = False
     for _attempt in range(4):
         try:
-            proto = _train(sentences, cfg, vocab_size)
+            proto = _train(sentences, cfg, vocab_size, choice.word_marks)
         except RuntimeError as exc:
             limit = _TOO_HIGH.search(str(exc))
             if not limit:
@@ -118,9 +187,9 @@ def train_candidates(sentences: list[str], cfg: VocabConfig, wanted: int, known:
             vocab_size, corpus_limited = int(limit.group(1)), True
             if vocab_size <= 259 + 3:
                 raise BailongError("the corpus is too small to train a tokenizer on; add more text") from None
-            proto = _train(sentences, cfg, vocab_size)
+            proto = _train(sentences, cfg, vocab_size, choice.word_marks)
         sp = spm.SentencePieceProcessor(model_proto=proto)
-        ordered = _ordered_pieces(sp, cfg)
+        ordered = _ordered_pieces(sp, choice)
         usable = [p for p in ordered if p not in known]
         if corpus_limited or len(usable) >= wanted:
             break
@@ -132,14 +201,14 @@ def train_candidates(sentences: list[str], cfg: VocabConfig, wanted: int, known:
     return Candidates(pieces, counts, char_counts, len(sentences), sp.get_piece_size(), corpus_limited)
 
 
-def _ordered_pieces(sp, cfg: VocabConfig) -> list[str]:
-    """The model's normal pieces by score (for BPE: merge order), filtered by `cjk_only`."""
+def _ordered_pieces(sp, choice: ScriptChoice) -> list[str]:
+    """The model's normal pieces by score (for BPE: merge order), those the script choice allows."""
     pieces = []
     for i in range(sp.get_piece_size()):
         if sp.is_control(i) or sp.is_unknown(i) or sp.is_byte(i) or sp.is_unused(i):
             continue
         piece = sp.id_to_piece(i)
-        if cfg.cjk_only and not is_cjk(piece):
+        if not choice.allows(piece):
             continue
         pieces.append((-sp.get_score(i), i, piece))
     return [p for _, _, p in sorted(pieces)]
