@@ -270,6 +270,7 @@ def loopback(handler):
         ("unreachable", "cannot be reached"),
         ("key unset", "judge.api_key_env names BAILONG_TEST_UNSET_KEY, which is not set"),
         ("repeated ids", "question_id .* repeats"),
+        ("another stage's folder", "holds files eval does not write \\(e.g. bailong_run.json\\)"),
     ],
 )
 def test_a_judge_that_cannot_judge_stops_eval_before_any_answer(tmp_path, monkeypatch, case, expected):
@@ -284,6 +285,9 @@ def test_a_judge_that_cannot_judge_stops_eval_before_any_answer(tmp_path, monkey
     cfg = eval_config(tmp_path, [{"name": "smol", "name_or_path": "smollm2-135m-instruct"}], judge)
     if case == "repeated ids":
         cfg["tasks"][2] = {"type": "judge", "questions": str(bilingual_bench(tmp_path)[0])}
+    if case == "another stage's folder":
+        (tmp_path / "eval").mkdir()
+        (tmp_path / "eval" / "bailong_run.json").write_text("{}")
     result = run_cli("eval", write_config(tmp_path / "e.yaml", cfg))
     assert result.code == 2
     assert re.fullmatch(f"error: .*{expected}.*\n", result.stderr.splitlines(keepends=True)[-1])

@@ -49,9 +49,7 @@ def run(cfg: EvalConfig, overwrite: bool = False) -> dict:
     from bailong.inference import ChatModel
 
     out = Path(cfg.output_dir)
-    if overwrite and out.is_dir():
-        shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
+    _check_output_dir(out, overwrite)
     needs_judge = any(t.type == "judge" for t in cfg.tasks)
     templates = load_templates(cfg.judge.templates) if needs_judge else None
     benches = {i: load_bench(t.questions, t.limit, t.references) for i, t in enumerate(cfg.tasks) if t.type == "judge"}
@@ -75,6 +73,9 @@ def run(cfg: EvalConfig, overwrite: bool = False) -> dict:
         )
         if client is not None:
             client.check()
+        if overwrite and out.is_dir():
+            shutil.rmtree(out)
+        out.mkdir(parents=True, exist_ok=True)
         for spec in cfg.models:
             say(f"evaluating {spec.name} ({spec.name_or_path})")
             bot = ChatModel(spec.name_or_path, device=cfg.device)
@@ -106,6 +107,30 @@ def run(cfg: EvalConfig, overwrite: bool = False) -> dict:
     say(f"wrote {out / RESULTS_FILE}, {out / TABLE_FILE} and {out / CHART_FILE}")
     _check_failed_share(cfg, results, out)
     return results
+
+
+def _check_output_dir(out: Path, overwrite: bool) -> None:
+    """Like every stage, eval refuses a non-empty folder, except one holding only its own files (it resumes)."""
+    from bailong.artifacts import (
+        ANSWERS_FILE,
+        CATEGORY_CHART_FILE,
+        CHART_FILE,
+        JUDGMENTS_FILE,
+        RESULTS_FILE,
+        TABLE_FILE,
+    )
+
+    own = {ANSWERS_FILE, JUDGMENTS_FILE, RESULTS_FILE, TABLE_FILE, CHART_FILE, CATEGORY_CHART_FILE}
+    foreign = (
+        sorted(p.name for p in out.iterdir() if p.name not in own and not p.name.startswith("."))
+        if out.is_dir() and not overwrite
+        else []
+    )
+    if foreign:
+        raise BailongError(
+            f"output_dir {out} holds files eval does not write (e.g. {foreign[0]}); choose another folder or pass "
+            "--overwrite to replace it"
+        )
 
 
 def _check_failed_share(cfg: EvalConfig, results: dict, out: Path) -> None:
