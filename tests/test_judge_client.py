@@ -165,6 +165,9 @@ def test_client_errors_fail_at_once_and_outages_are_recorded(serve, tmp_path):
     summary = judge_all(JudgeClient(settings(down.url, http_retries=2)), jobs(2), tmp_path / "j.jsonl", render)
     assert summary == {"done": 2, "skipped": 0, "failed": 2} and len(down.requests) == 2 * 3
     assert all("HTTP 503" in r["reason"] for r in read_judgments(tmp_path / "j.jsonl").values())
+    up = serve(lambda n, content: (200, "Rating: [[5]]"))
+    summary = judge_all(JudgeClient(settings(up.url)), jobs(2), tmp_path / "j.jsonl", render)
+    assert summary == {"done": 2, "skipped": 0, "failed": 0}  # a rerun asks again what the outage failed
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         closed = f"http://127.0.0.1:{sock.getsockname()[1]}/v1"

@@ -271,6 +271,7 @@ def _judge_one(client: JudgeClient, job: dict, render: Callable[[dict], list[dic
                 **record,
                 "rating": None,
                 "status": "failed",
+                "failure": "request",  # the judge could not be asked: a rerun asks again
                 "reason": str(err),
                 "judge_reply": reply,
                 "attempts": attempts,
@@ -279,7 +280,15 @@ def _judge_one(client: JudgeClient, job: dict, render: Callable[[dict], list[dic
         if rating is not None:
             return {**record, "rating": rating, "status": "ok", "judge_reply": reply, "attempts": attempts}
     reason = f"no rating from 1 to 10 in the judge's reply after {attempts} attempts"
-    return {**record, "rating": None, "status": "failed", "reason": reason, "judge_reply": reply, "attempts": attempts}
+    return {
+        **record,
+        "rating": None,
+        "status": "failed",
+        "failure": "no rating",
+        "reason": reason,
+        "judge_reply": reply,
+        "attempts": attempts,
+    }
 
 
 def judge_all(
@@ -296,9 +305,9 @@ def judge_all(
 
     Each record is the job (fields starting with "_" left out) plus rating, status ("ok"/"failed"), reason (failed
     only), judge_reply and attempts; it is appended as it arrives and passed to `on_result`. Judge failures are
-    recorded, never raised. `retry_failed` also redoes keys whose record failed; `progress` labels the progress
-    bar. Returns {"done": new records,
-    "skipped": jobs already recorded, "failed": failed records in the file}.
+    recorded, never raised. A key whose request failed (the judge could not be asked) is judged again;
+    `retry_failed` also redoes keys whose reply had no rating; `progress` labels the progress bar. Returns
+    {"done": new records, "skipped": jobs already recorded, "failed": failed records in the file}.
     """
     path = Path(judgments_path)
     keys = [job.get("key") for job in jobs]
@@ -312,7 +321,9 @@ def judge_all(
     _repair_tail(path)
 
     def recorded(key: str) -> bool:
-        return key in existing and not (retry_failed and existing[key].get("status") == "failed")
+        if key not in existing or existing[key].get("status") != "failed":
+            return key in existing
+        return not (retry_failed or existing[key].get("failure") == "request")
 
     todo = [job for job in jobs if not recorded(job["key"])]
     appender = _Appender(path, on_result)

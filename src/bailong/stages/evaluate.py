@@ -141,5 +141,6 @@ def _check_failed_share(cfg: EvalConfig, results: dict, out: Path) -> None:
     if total and failed / total > cfg.judge.max_failed_share:
         raise BailongError(
             f"judge: {failed} of {total} judgments failed ({failed / total:.0%}, above judge.max_failed_share "
-            f"{cfg.judge.max_failed_share:.0%}); the report is written, the reasons are in {out / JUDGMENTS_FILE}"
+            f"{cfg.judge.max_failed_share:.0%}); the report is written, the reasons are in {out / JUDGMENTS_FILE}; "
+            "a rerun asks the judge again where the request failed"
         )
