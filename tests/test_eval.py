@@ -3,6 +3,7 @@ a tiny model served by `bailong serve` (its replies are unparseable) and a scrip
 rerun."""
 
 import json
+import re
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -141,7 +142,10 @@ def eval_config(tmp_path, models, judge: dict, limit=4) -> dict:
 def test_judge_served_by_bailong_serve_fails_softly_and_rerun_resumes(tmp_path):
     model = tiny_llama(tmp_path / "tiny", str(MISTRAL_V1))
     cfg = eval_config(
-        tmp_path, [{"name": "tiny", "name_or_path": str(model)}], {"serve": str(model), "model": "tiny-judge"}, limit=3
+        tmp_path,
+        [{"name": "tiny", "name_or_path": str(model)}],
+        {"serve": str(model), "model": "tiny-judge", "max_failed_share": 1.0},
+        limit=3,
     )
     config = write_config(tmp_path / "e.yaml", cfg)
     result = run_cli("eval", config)
@@ -171,7 +175,7 @@ def test_scripted_judge_scores_per_category_and_turn(tmp_path, scripted_judge):
     cfg = eval_config(
         tmp_path,
         [{"name": "smol", "name_or_path": "smollm2-135m-instruct"}],
-        {"base_url": scripted_judge, "model": "grader"},
+        {"base_url": scripted_judge, "model": "grader", "max_failed_share": 1.0},
         limit=2,
     )
     result = run_cli("eval", write_config(tmp_path / "e.yaml", cfg))
@@ -183,3 +187,126 @@ def test_scripted_judge_scores_per_category_and_turn(tmp_path, scripted_judge):
     assert judge["mean"] == 7 and judge["judged"] == len(ok) and judge["failures"] == len(records) - len(ok)
     assert set(judge["per_turn"]) <= {"1", "2"} and judge["per_category"] == {"writing": 7}
     assert judge["language_consistency"]["checked"] >= 1
+
+
+def bilingual_bench(tmp_path):
+    """MT-bench with a second copy under the same ids, as MT-bench + MT-Bench-TW in one file would be."""
+    lines = shared_file("bench/mt_bench_en_questions.jsonl").read_text(encoding="utf-8").splitlines()[:3]
+    copies = [json.dumps({**json.loads(line), "turns": ["（譯）" + json.loads(line)["turns"][0]]}) for line in lines]
+    bench = tmp_path / "bilingual.jsonl"
+    bench.write_text("\n".join(lines + copies) + "\n", encoding="utf-8")
+    return bench, json.loads(lines[0])["question_id"]
+
+
+def test_repeated_question_ids_are_refused_naming_both_lines(tmp_path):
+    from bailong.errors import BailongError
+
+    bench, first_id = bilingual_bench(tmp_path)
+    with pytest.raises(BailongError, match=rf"bilingual.jsonl:4: question_id {first_id} repeats .*bilingual.jsonl:1"):
+        load_bench(str(bench))
+
+
+def test_answers_reused_only_for_the_same_model_files_and_generation_settings(tmp_path):
+    from bailong.config import JudgeTask
+    from bailong.evaluation.judge import generate_answers, judge_jobs, model_identity
+    from bailong.evaluation.judge_prompts import DEFAULT_TEMPLATES
+    from bailong.inference import ChatModel
+
+    model = tiny_llama(tmp_path / "tiny", str(MISTRAL_V1))
+    questions = load_bench(str(DEMO_DATA / "bailong_bench_mini.jsonl"), limit=2)
+    task = JudgeTask(type="judge", questions=str(DEMO_DATA / "bailong_bench_mini.jsonl"), max_new_tokens=2)
+    answers_file = tmp_path / "answers.jsonl"
+
+    def answer(task):
+        identity = model_identity(str(model))
+        answers = generate_answers(ChatModel(str(model)), "tiny", identity, questions, task, answers_file)
+        return len(answers_file.read_text().splitlines()), judge_jobs(
+            "tiny", questions, answers, DEFAULT_TEMPLATES, "j"
+        )
+
+    assert answer(task)[0] == 2
+    rows, jobs = answer(task)
+    assert rows == 2  # same model, same settings: reused
+    assert answer(task.model_copy(update={"max_new_tokens": 3}))[0] == 4  # other settings: generated again
+    tiny_llama(tmp_path / "tiny", str(MISTRAL_V1))  # retrained under the same name and path
+    rows, retrained_jobs = answer(task.model_copy(update={"max_new_tokens": 3}))
+    assert rows == 6
+    rows, jobs_again = answer(task.model_copy(update={"max_new_tokens": 3}))
+    assert rows == 6 and [j["key"] for j in jobs_again] == [j["key"] for j in retrained_jobs]
+    assert jobs[0]["key"].startswith(f"tiny/{questions[0]['question_id']}/1/")
+
+
+class FailingJudge(ScriptedJudge):
+    """Answers the check, then never gives a rating."""
+
+    def do_POST(self):  # noqa: N802
+        self.rfile.read(int(self.headers["Content-Length"]))
+        payload = json.dumps({"choices": [{"message": {"content": "I cannot say."}}]}).encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+
+class ServerError(ScriptedJudge):
+    def do_POST(self):  # noqa: N802
+        self.send_response(500)
+        self.send_header("Content-Length", "4")
+        self.end_headers()
+        self.wfile.write(b"boom")
+
+
+def loopback(handler):
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_address[1]}/v1"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "case, expected",
+    [
+        ("http 500", "judge check failed: judge request to .* failed after 2 attempts: HTTP 500: boom"),
+        ("unreachable", "cannot be reached"),
+        ("key unset", "judge.api_key_env names BAILONG_TEST_UNSET_KEY, which is not set"),
+        ("repeated ids", "question_id .* repeats"),
+        ("another stage's folder", "holds files eval does not write \\(e.g. bailong_run.json\\)"),
+    ],
+)
+def test_a_judge_that_cannot_judge_stops_eval_before_any_answer(tmp_path, monkeypatch, case, expected):
+    monkeypatch.delenv("BAILONG_TEST_UNSET_KEY", raising=False)
+    server, url = loopback(ServerError if case == "http 500" else ScriptedJudge)
+    if case == "unreachable":
+        server.shutdown()
+        server.server_close()
+    judge = {"base_url": url, "model": "grader", "timeout_s": 5}
+    if case == "key unset":
+        judge["api_key_env"] = "BAILONG_TEST_UNSET_KEY"
+    cfg = eval_config(tmp_path, [{"name": "smol", "name_or_path": "smollm2-135m-instruct"}], judge)
+    if case == "repeated ids":
+        cfg["tasks"][2] = {"type": "judge", "questions": str(bilingual_bench(tmp_path)[0])}
+    if case == "another stage's folder":
+        (tmp_path / "eval").mkdir()
+        (tmp_path / "eval" / "bailong_run.json").write_text("{}")
+    result = run_cli("eval", write_config(tmp_path / "e.yaml", cfg))
+    assert result.code == 2
+    assert re.fullmatch(f"error: .*{expected}.*\n", result.stderr.splitlines(keepends=True)[-1])
+    assert "evaluating smol" not in result.stdout  # stopped before loading any model
+    assert not (tmp_path / "eval" / "answers.jsonl").exists() and not (tmp_path / "eval" / "results.json").exists()
+    server.shutdown()
+
+
+@pytest.mark.slow
+def test_too_many_failed_judgments_end_non_zero_after_the_report(tmp_path):
+    server, url = loopback(FailingJudge)
+    cfg = eval_config(
+        tmp_path, [{"name": "smol", "name_or_path": "smollm2-135m-instruct"}], {"base_url": url, "model": "g"}, limit=2
+    )
+    cfg["tasks"] = cfg["tasks"][2:]
+    result = run_cli("eval", write_config(tmp_path / "e.yaml", cfg))
+    assert result.code == 2
+    assert result.stderr.splitlines()[-1].startswith("error: judge: 4 of 4 judgments failed (100%, above ")
+    assert json.loads((tmp_path / "eval" / "results.json").read_text())["smol"]["judge"]["failures"] == 4
+    assert re.search(r"answers \(smol\): 100%.*2/2", result.stderr)  # progress bars with counts
+    assert re.search(r"judging \(smol\): 100%.*4/4", result.stderr)
+    server.shutdown()

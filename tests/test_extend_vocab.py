@@ -81,10 +81,22 @@ def test_sp_loads_alone_and_keeps_bos(sp_run, mistral_model):
     assert (out / "tokenizer.model").exists()
 
 
-def test_sp_english_ids_unchanged(sp_run, mistral_model):
+CODE_AND_SPACES = [  # MT-bench-style turns with code blocks, indentation and runs of spaces
+    "Fix this:\n```python\ndef mean(xs):\n    if not xs:\n        return 0\n    return sum(xs)  /  len(xs)\n```",
+    "    indented first line, then  two spaces,   three, and a tab\tbefore the end  ",
+    '```c\nint main(void) {\n  for (int i = 0; i < 10; ++i) {\n      printf("%d\\n", i);\n  }\n}\n```',
+    "Table:\n| a   | b |\n|-----|---|\n| 1   | 2 |" + " " * 40 + "end",
+    " leading space, " + "x" + " " * 17 + "y" + " " * 33,
+]
+
+
+def test_sp_english_ids_as_sentencepiece_encodes_them(sp_run, mistral_model):
+    """The extended HF tokenizer encodes untouched text exactly as sentencepiece encodes it with the base model."""
     out, _ = sp_run
-    english = english_texts()
-    assert ids(load_tokenizer(str(mistral_model)), english) == ids(AutoTokenizer.from_pretrained(out), english)
+    english = english_texts() + CODE_AND_SPACES
+    assert ids(AutoTokenizer.from_pretrained(out), english) == spm.SentencePieceProcessor(
+        model_file=str(mistral_model)
+    ).encode(english)
     base_sp = spm.SentencePieceProcessor(model_file=str(mistral_model))
     new_sp = spm.SentencePieceProcessor(model_file=str(out / "tokenizer.model"))
     assert base_sp.encode(english) == new_sp.encode(english)

@@ -36,10 +36,23 @@ class _Handler(BaseHTTPRequestHandler):
             server.requests.append({"path": self.path, "body": body, "headers": dict(self.headers)})
             number = len(server.requests)
         status, text, *extra = server.respond(number, body["messages"][-1]["content"])
-        payload = {"choices": [{"message": {"role": "assistant", "content": text}}]} if status == 200 else text
-        data = (json.dumps(payload) if status == 200 else str(payload)).encode("utf-8")
+        if isinstance(text, bytes):  # a raw body, e.g. not JSON
+            data = text
+        else:
+            payload = {"choices": [{"message": {"role": "assistant", "content": text}}]} if status == 200 else text
+            data = (json.dumps(payload) if status == 200 else str(payload)).encode("utf-8")
+        self._send(status, data, extra[0] if extra else {})
+
+    def do_GET(self):  # noqa: N802
+        server: JudgeServer = self.server  # type: ignore[assignment]
+        if self.path != "/v1/models" or server.models is None:
+            self._send(404, b"not found", {})
+        else:
+            self._send(200, json.dumps({"data": [{"id": m} for m in server.models]}).encode(), {})
+
+    def _send(self, status: int, data: bytes, headers: dict) -> None:
         self.send_response(status)
-        for name, value in (extra[0] if extra else {}).items():
+        for name, value in headers.items():
             self.send_header(name, value)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
@@ -55,7 +68,7 @@ class JudgeServer(ThreadingHTTPServer):
 
     def __init__(self, respond: Respond):
         super().__init__(("127.0.0.1", 0), _Handler)
-        self.respond, self.requests, self.lock = respond, [], threading.Lock()
+        self.respond, self.requests, self.lock, self.models = respond, [], threading.Lock(), None
         self.url = f"http://127.0.0.1:{self.server_address[1]}/v1"
 
     def contents(self) -> list[str]:
@@ -152,6 +165,9 @@ def test_client_errors_fail_at_once_and_outages_are_recorded(serve, tmp_path):
     summary = judge_all(JudgeClient(settings(down.url, http_retries=2)), jobs(2), tmp_path / "j.jsonl", render)
     assert summary == {"done": 2, "skipped": 0, "failed": 2} and len(down.requests) == 2 * 3
     assert all("HTTP 503" in r["reason"] for r in read_judgments(tmp_path / "j.jsonl").values())
+    up = serve(lambda n, content: (200, "Rating: [[5]]"))
+    summary = judge_all(JudgeClient(settings(up.url)), jobs(2), tmp_path / "j.jsonl", render)
+    assert summary == {"done": 2, "skipped": 0, "failed": 0}  # a rerun asks again what the outage failed
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         closed = f"http://127.0.0.1:{sock.getsockname()[1]}/v1"
@@ -283,3 +299,41 @@ def test_template_overrides(tmp_path):
     (tmp_path / "c.json").write_text(json.dumps(unknown_field), encoding="utf-8")
     with pytest.raises(ValueError, match="unknown field.*reference"):
         load_templates(Path(tmp_path / "c.json"))
+
+
+def test_check_passes_a_judge_that_answers(serve):
+    server = serve(lambda n, content: (200, "OK"))
+    server.models = ["judge-model", "other"]
+    JudgeClient(settings(server.url)).check()
+    assert len(server.requests) == 1 and server.requests[0]["body"]["max_tokens"] == 1
+
+
+@pytest.mark.parametrize(
+    "case, expected",
+    [
+        ("unreachable", "cannot be reached"),
+        ("http 500", "HTTP 500"),
+        ("not json", "unexpected response"),
+        ("model not served", "does not serve model 'judge-model'"),
+        ("key unset", "names BAILONG_TEST_UNSET_KEY, which is not set"),
+        ("key refused", "HTTP 401"),
+    ],
+)
+def test_check_stops_a_judge_that_cannot_judge(serve, monkeypatch, case, expected):
+    respond = {"http 500": (500, "boom"), "not json": (200, b"<html>hello</html>"), "key refused": (401, "no key")}
+    server = serve(lambda n, content: respond.get(case, (200, "OK")))
+    url = server.url
+    if case == "unreachable":
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            url = f"http://127.0.0.1:{s.getsockname()[1]}/v1"
+    if case == "model not served":
+        server.models = ["other-model"]
+    monkeypatch.delenv("BAILONG_TEST_UNSET_KEY", raising=False)
+    extra = {"api_key_env": "BAILONG_TEST_UNSET_KEY", "key_required": case == "key unset"}
+    started = time.monotonic()
+    with pytest.raises(JudgeError, match=expected):
+        JudgeClient(settings(url, **extra)).check()
+    assert time.monotonic() - started < 10
+    if case == "key unset":
+        assert server.requests == []  # stopped before asking anything

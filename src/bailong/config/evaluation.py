@@ -77,3 +77,6 @@ class JudgeConfig(Section):
     timeout_s: float = Field(120, gt=0)
     max_tokens: int = Field(1024, gt=0, description="length limit of a judgment")
     templates: LocalPath | None = Field(None, description="a YAML/JSON file overriding the grading prompts")
+    max_failed_share: float = Field(
+        0.2, ge=0, le=1, description="eval ends non-zero (its report written) when more judgments than this fail"
+    )

@@ -7,11 +7,13 @@ picks up where it stopped: nothing is generated or judged twice, nothing is lost
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 from collections import defaultdict
 from pathlib import Path
 
-from bailong.artifacts import ANSWERS_FILE, JUDGMENTS_FILE, append_jsonl
+from bailong.artifacts import ANSWERS_FILE, CHECKPOINTS_DIR, JUDGMENTS_FILE, append_jsonl, read_run
 from bailong.config import JudgeTask
 from bailong.data import RecordReader
 from bailong.errors import BailongError
@@ -32,7 +34,7 @@ def load_bench(path: str, limit: int | None = None, references: str | None = Non
     if references:
         for _, row in _jsonl(references):  # FastChat answer format
             refs[row.get("question_id")] = row.get("choices", [{}])[0].get("turns")
-    questions = []
+    questions, first_seen = [], {}
     for where, q in _jsonl(path):
         turns = q.get("turns") if isinstance(q, dict) else None
         if (
@@ -42,6 +44,12 @@ def load_bench(path: str, limit: int | None = None, references: str | None = Non
             or "question_id" not in q
         ):
             raise BailongError(f"{where}: expected {{question_id, category, turns: [one or two strings]}}")
+        if q["question_id"] in first_seen:
+            raise BailongError(
+                f"{where}: question_id {q['question_id']!r} repeats {first_seen[q['question_id']]}; answers are kept "
+                "by id, so give every question its own id (e.g. prefix the ids of a translated bench)"
+            )
+        first_seen[q["question_id"]] = where
         q = {**q, "category": q.get("category", "general")}
         if q["question_id"] in refs and not q.get("reference"):
             q["reference"] = refs[q["question_id"]]
@@ -51,7 +59,38 @@ def load_bench(path: str, limit: int | None = None, references: str | None = Non
     return questions[:limit] if limit else questions
 
 
-def read_answers(path: Path, model_name: str) -> dict:
+def model_identity(name_or_path: str, depth: int = 0) -> str:
+    """A digest that changes when the model changes: the resolved path and the name, size and modification time of
+    each of its files (checkpoints aside; a run folder's base too), so a model retrained under the same name and
+    path is not taken for the old one. A hub id is its name."""
+    from bailong.loading import resolve_source
+
+    source = resolve_source(name_or_path)
+    digest = hashlib.sha256(
+        f"{source.kind}:{os.path.abspath(source.path) if source.is_local else source.path}".encode()
+    )
+    if source.is_local:
+        root = Path(source.path)
+        files = [root / source.gguf_file] if source.gguf_file else [root] if root.is_file() else sorted(root.rglob("*"))
+        for file in files:
+            if file.is_file() and CHECKPOINTS_DIR not in file.relative_to(root.parent).parts:
+                stat = file.stat()
+                digest.update(f"{file.relative_to(root.parent)}:{stat.st_size}:{stat.st_mtime_ns};".encode())
+        run = read_run(root) if source.kind == "run" else None
+        if run and depth < 3:
+            digest.update(model_identity(str(run["base_model"]), depth + 1).encode())
+    return digest.hexdigest()[:16]
+
+
+def generation_settings(task: JudgeTask, category: str):
+    from bailong.inference import GenerationSettings
+
+    temperature = task.temperatures.get(category, task.default_temperature)
+    return GenerationSettings(max_new_tokens=task.max_new_tokens, temperature=temperature)
+
+
+def read_answers(path: Path, model_name: str, identity: str) -> dict:
+    """The answers of `path` made by this very model (same name and identity), by question id."""
     done = {}
     if path.is_file():
         for line in path.read_text(encoding="utf-8").splitlines():
@@ -59,21 +98,26 @@ def read_answers(path: Path, model_name: str) -> dict:
                 row = json.loads(line)
             except json.JSONDecodeError:
                 continue  # a line cut by a kill: that answer is generated again
-            if row.get("model") == model_name:
+            if row.get("model") == model_name and row.get("model_identity") == identity:
                 done[row["question_id"]] = row
     return done
 
 
-def generate_answers(bot, model_name: str, questions: list[dict], task: JudgeTask, path: Path) -> dict:
-    """{question_id: answer row}; generates only what `path` does not hold yet."""
-    from bailong.inference import GenerationSettings
+def generate_answers(bot, model_name: str, identity: str, questions: list[dict], task: JudgeTask, path: Path) -> dict:
+    """{question_id: answer row}; generates only what `path` does not hold yet for this model and these settings."""
+    from dataclasses import asdict
 
-    done = read_answers(path, model_name)
+    from tqdm.auto import tqdm
+
+    from bailong.console import is_main_process
+
+    done = read_answers(path, model_name, identity)
+    todo = []
     for q in questions:
-        if q["question_id"] in done:
-            continue
-        temperature = task.temperatures.get(q["category"], task.default_temperature)
-        settings = GenerationSettings(max_new_tokens=task.max_new_tokens, temperature=temperature)
+        settings = generation_settings(task, q["category"])
+        if done.get(q["question_id"], {}).get("generation") != asdict(settings):
+            todo.append((q, settings))
+    for q, settings in tqdm(todo, desc=f"answers ({model_name})", unit="question", disable=not is_main_process()):
         history, answers = [], []
         for turn in q["turns"]:
             history.append({"role": "user", "content": turn})
@@ -81,17 +125,21 @@ def generate_answers(bot, model_name: str, questions: list[dict], task: JudgeTas
             history.append({"role": "assistant", "content": answers[-1]})
         row = {
             "model": model_name,
+            "model_identity": identity,
             "question_id": q["question_id"],
             "category": q["category"],
             "turns": answers,
-            "temperature": temperature,
+            "temperature": settings.temperature,
+            "generation": asdict(settings),
         }
         append_jsonl(path, row)
         done[q["question_id"]] = row
     return done
 
 
-def judge_jobs(model_name: str, questions: list[dict], answers: dict) -> list[dict]:
+def judge_jobs(model_name: str, questions: list[dict], answers: dict, templates: dict, judge_model: str) -> list[dict]:
+    """One job per turn; its key carries a digest of everything the judgment depends on (answers, question,
+    reference, prompt, judge model), so a changed answer or judge is judged again, never read from an old record."""
     jobs = []
     for q in questions:
         got = answers[q["question_id"]]["turns"]
@@ -111,9 +159,11 @@ def judge_jobs(model_name: str, questions: list[dict], answers: dict) -> list[di
                 }
                 if ref and len(ref) > 1:
                     kind, fields = "multi_turn_reference", {**fields, "reference_1": ref[0], "reference_2": ref[1]}
+            judged = json.dumps([kind, fields, templates[kind], judge_model], ensure_ascii=False, sort_keys=True)
+            digest = hashlib.sha256(judged.encode("utf-8")).hexdigest()[:12]
             jobs.append(
                 {
-                    "key": f"{model_name}/{q['question_id']}/{turn + 1}",
+                    "key": f"{model_name}/{q['question_id']}/{turn + 1}/{digest}",
                     "model": model_name,
                     "question_id": q["question_id"],
                     "category": q["category"],
@@ -152,13 +202,20 @@ def summarize(model_name: str, questions: list[dict], answers: dict, judgments: 
     }
 
 
-def run_judge(task: JudgeTask, bot, model_name: str, client: JudgeClient, templates: dict, out: Path) -> dict:
-    questions = load_bench(task.questions, task.limit, task.references)
-    answers = generate_answers(bot, model_name, questions, task, out / ANSWERS_FILE)
-    jobs = judge_jobs(model_name, questions, answers)
+def run_judge(
+    task: JudgeTask, questions: list[dict], bot, model: tuple[str, str], client: JudgeClient, templates: dict, out: Path
+) -> dict:
+    """`model` is (name, identity); `questions` come from `load_bench`, loaded before any model."""
+    model_name, identity = model
+    answers = generate_answers(bot, model_name, identity, questions, task, out / ANSWERS_FILE)
+    jobs = judge_jobs(model_name, questions, answers, templates, client.settings.model)
     judgments_path = out / JUDGMENTS_FILE
     progress = judge_all(
-        client, jobs, judgments_path, lambda job: render_messages(templates[job["template"]], **job["_fields"])
+        client,
+        jobs,
+        judgments_path,
+        lambda job: render_messages(templates[job["template"]], **job["_fields"]),
+        progress=f"judging ({model_name})",
     )
     keys = {job["key"] for job in jobs}
     judgments = {k: v for k, v in read_judgments(judgments_path).items() if k in keys}

@@ -45,6 +45,7 @@ class JudgeSettings:
     backoff_s: float = 1.0
     temperature: float = 0.0
     max_tokens: int = 1024
+    key_required: bool = False  # the config names api_key_env explicitly: an unset variable is an error
 
 
 class JudgeClient:
@@ -66,16 +67,70 @@ class JudgeClient:
         key = self._key()
         return text.replace(key, "***") if key else text
 
+    def check(self) -> None:
+        """Stops (JudgeError) before any work when the judge cannot judge: the key variable unset where one is
+        required, an endpoint that cannot be reached or answers an error, a model it does not serve, a one-token
+        request that gets no chat completion back."""
+        s, base = self.settings, self.settings.base_url.rstrip("/")
+        if s.key_required and not self._key():
+            raise JudgeError(
+                f"judge.api_key_env names {s.api_key_env}, which is not set; export {s.api_key_env}=<key>, "
+                "or set judge.api_key_env: null for a judge that needs no key"
+            )
+        headers = {"Accept": "application/json", **self._auth()}
+        try:
+            with urllib.request.urlopen(
+                urllib.request.Request(base + "/models", headers=headers), timeout=min(s.timeout_s, 30)
+            ) as response:
+                payload = response.read()
+        except urllib.error.HTTPError as err:
+            if err.code not in (404, 405, 501):  # an endpoint without /models is checked by the request below
+                raise self._refused(err, "GET /models") from None
+        except (urllib.error.URLError, TimeoutError, ConnectionError, http.client.HTTPException) as err:
+            reason = getattr(err, "reason", None) or err
+            raise JudgeError(
+                f"judge at {base} cannot be reached ({self._redact(str(reason))}); check judge.base_url and that "
+                "the server is running"
+            ) from None
+        else:
+            try:
+                served = [m["id"] for m in json.loads(payload)["data"]]
+            except (ValueError, KeyError, TypeError):
+                raise JudgeError(
+                    f"judge at {base} sent an unexpected response to GET /models: {self._redact(_excerpt(payload))}"
+                ) from None
+            if s.model not in served:
+                raise JudgeError(
+                    f"judge at {base} does not serve model {s.model!r} (it serves: {', '.join(served[:10])}); "
+                    "set judge.model"
+                )
+        probe = JudgeClient(JudgeSettings(**{**s.__dict__, "http_retries": 1, "max_tokens": 1}))
+        try:
+            probe.complete([{"role": "user", "content": "Reply with OK."}])
+        except JudgeError as err:
+            raise JudgeError(f"judge check failed: {err}") from None
+
+    def _auth(self) -> dict:
+        key = self._key()
+        return {"Authorization": f"Bearer {key}"} if key else {}
+
+    def _refused(self, err: urllib.error.HTTPError, what: str) -> JudgeError:
+        excerpt = self._redact(_excerpt(err.read() if err.fp else b""))
+        hint = ""
+        if err.code in (401, 403):
+            name = self.settings.api_key_env
+            hint = (
+                f"; put a valid key in ${name}" if name else "; set judge.api_key_env to the variable holding the key"
+            )
+        return JudgeError(f"judge at {self.settings.base_url} answered {what} with HTTP {err.code}: {excerpt}{hint}")
+
     def complete(self, messages: list[dict]) -> str:
         """The judge's reply text to `messages`; raises JudgeError once out of retries or on a non-429 4xx."""
         s = self.settings
         body = json.dumps(
             {"model": s.model, "messages": messages, "temperature": s.temperature, "max_tokens": s.max_tokens}
         ).encode("utf-8")
-        headers = {"Content-Type": "application/json", "Accept": "application/json"}
-        key = self._key()
-        if key:
-            headers["Authorization"] = f"Bearer {key}"
+        headers = {"Content-Type": "application/json", "Accept": "application/json", **self._auth()}
         last = ""
         for attempt in range(s.http_retries + 1):
             wait = s.backoff_s * 2**attempt
@@ -216,6 +271,7 @@ def _judge_one(client: JudgeClient, job: dict, render: Callable[[dict], list[dic
                 **record,
                 "rating": None,
                 "status": "failed",
+                "failure": "request",  # the judge could not be asked: a rerun asks again
                 "reason": str(err),
                 "judge_reply": reply,
                 "attempts": attempts,
@@ -224,7 +280,15 @@ def _judge_one(client: JudgeClient, job: dict, render: Callable[[dict], list[dic
         if rating is not None:
             return {**record, "rating": rating, "status": "ok", "judge_reply": reply, "attempts": attempts}
     reason = f"no rating from 1 to 10 in the judge's reply after {attempts} attempts"
-    return {**record, "rating": None, "status": "failed", "reason": reason, "judge_reply": reply, "attempts": attempts}
+    return {
+        **record,
+        "rating": None,
+        "status": "failed",
+        "failure": "no rating",
+        "reason": reason,
+        "judge_reply": reply,
+        "attempts": attempts,
+    }
 
 
 def judge_all(
@@ -235,13 +299,15 @@ def judge_all(
     *,
     on_result: Callable[[dict], None] | None = None,
     retry_failed: bool = False,
+    progress: str | None = None,
 ) -> dict:
     """Judges every job whose "key" has no record in `judgments_path` yet, `concurrency` at a time.
 
     Each record is the job (fields starting with "_" left out) plus rating, status ("ok"/"failed"), reason (failed
     only), judge_reply and attempts; it is appended as it arrives and passed to `on_result`. Judge failures are
-    recorded, never raised. `retry_failed` also redoes keys whose record failed. Returns {"done": new records,
-    "skipped": jobs already recorded, "failed": failed records in the file}.
+    recorded, never raised. A key whose request failed (the judge could not be asked) is judged again;
+    `retry_failed` also redoes keys whose reply had no rating; `progress` labels the progress bar. Returns
+    {"done": new records, "skipped": jobs already recorded, "failed": failed records in the file}.
     """
     path = Path(judgments_path)
     keys = [job.get("key") for job in jobs]
@@ -255,10 +321,17 @@ def judge_all(
     _repair_tail(path)
 
     def recorded(key: str) -> bool:
-        return key in existing and not (retry_failed and existing[key].get("status") == "failed")
+        if key not in existing or existing[key].get("status") != "failed":
+            return key in existing
+        return not (retry_failed or existing[key].get("failure") == "request")
 
     todo = [job for job in jobs if not recorded(job["key"])]
     appender = _Appender(path, on_result)
+    from tqdm.auto import tqdm
+
+    from bailong.console import is_main_process
+
+    bar = tqdm(total=len(todo), desc=progress or "judging", unit="judgment", disable=not todo or not is_main_process())
 
     def run(job: dict) -> None:
         appender.write(_judge_one(client, job, render))
@@ -267,9 +340,12 @@ def judge_all(
     try:
         for future in as_completed([pool.submit(run, job) for job in todo]):
             future.result()
+            bar.update()
     except BaseException:
         pool.shutdown(wait=False, cancel_futures=True)  # records already written stay; a rerun does the rest
         raise
+    finally:
+        bar.close()
     pool.shutdown()
     failed = sum(record.get("status") == "failed" for record in read_judgments(path).values())
     return {"done": len(todo), "skipped": len(jobs) - len(todo), "failed": failed}

@@ -2,7 +2,8 @@
 
 Models load one at a time through the loading core (any stage's output). With `judge.serve`, a model is served on
 loopback as the judge for the run (demos and tests; point `judge.base_url` at a stronger model for real scores).
-Answers and judgments are kept between runs so an interrupted eval resumes; `--overwrite` starts afresh.
+Answers and judgments are kept between runs so an interrupted eval resumes, reused only for the same model (its files)
+and generation settings; `--overwrite` starts afresh. The judge is checked before any model loads.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 from bailong.artifacts import CHART_FILE, RESULTS_FILE, TABLE_FILE
 from bailong.config import EvalConfig
 from bailong.console import say
+from bailong.errors import BailongError
 
 
 @contextlib.contextmanager
@@ -40,18 +42,17 @@ def judge_endpoint(cfg: EvalConfig):
 def run(cfg: EvalConfig, overwrite: bool = False) -> dict:
     from bailong.evaluation.bpc import run_bpc
     from bailong.evaluation.choice import run_choice
-    from bailong.evaluation.judge import run_judge
+    from bailong.evaluation.judge import load_bench, model_identity, run_judge
     from bailong.evaluation.judge_client import JudgeClient, JudgeSettings
     from bailong.evaluation.judge_prompts import load_templates
     from bailong.evaluation.report import headline, write_report
     from bailong.inference import ChatModel
 
     out = Path(cfg.output_dir)
-    if overwrite and out.is_dir():
-        shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
+    _check_output_dir(out, overwrite)
     needs_judge = any(t.type == "judge" for t in cfg.tasks)
     templates = load_templates(cfg.judge.templates) if needs_judge else None
+    benches = {i: load_bench(t.questions, t.limit, t.references) for i, t in enumerate(cfg.tasks) if t.type == "judge"}
     results = {}
     with judge_endpoint(cfg) if needs_judge else contextlib.nullcontext(None) as base_url:
         client = (
@@ -64,16 +65,23 @@ def run(cfg: EvalConfig, overwrite: bool = False) -> dict:
                     max_retries=cfg.judge.max_retries,
                     timeout_s=cfg.judge.timeout_s,
                     max_tokens=cfg.judge.max_tokens,
+                    key_required="api_key_env" in cfg.judge.model_fields_set and not cfg.judge.serve,
                 )
             )
             if needs_judge
             else None
         )
+        if client is not None:
+            client.check()
+        if overwrite and out.is_dir():
+            shutil.rmtree(out)
+        out.mkdir(parents=True, exist_ok=True)
         for spec in cfg.models:
             say(f"evaluating {spec.name} ({spec.name_or_path})")
             bot = ChatModel(spec.name_or_path, device=cfg.device)
+            identity = model_identity(spec.name_or_path) if needs_judge else None
             details = {}
-            for task in cfg.tasks:
+            for i, task in enumerate(cfg.tasks):
                 name = task.name or task.type
                 started = time.perf_counter()
                 if task.type == "bpc":
@@ -81,7 +89,7 @@ def run(cfg: EvalConfig, overwrite: bool = False) -> dict:
                 elif task.type == "choice":
                     result = run_choice(task, bot.model, bot.tokenizer)
                 else:
-                    result = run_judge(task, bot, spec.name, client, templates, out)
+                    result = run_judge(task, benches[i], bot, (spec.name, identity), client, templates, out)
                 details[name] = {"type": task.type, **result, "seconds": round(time.perf_counter() - started, 1)}
                 say(
                     f"  {name}: "
@@ -97,4 +105,42 @@ def run(cfg: EvalConfig, overwrite: bool = False) -> dict:
     table = write_report(out, results)
     say(table)
     say(f"wrote {out / RESULTS_FILE}, {out / TABLE_FILE} and {out / CHART_FILE}")
+    _check_failed_share(cfg, results, out)
     return results
+
+
+def _check_output_dir(out: Path, overwrite: bool) -> None:
+    """Like every stage, eval refuses a non-empty folder, except one holding only its own files (it resumes)."""
+    from bailong.artifacts import (
+        ANSWERS_FILE,
+        CATEGORY_CHART_FILE,
+        CHART_FILE,
+        JUDGMENTS_FILE,
+        RESULTS_FILE,
+        TABLE_FILE,
+    )
+
+    own = {ANSWERS_FILE, JUDGMENTS_FILE, RESULTS_FILE, TABLE_FILE, CHART_FILE, CATEGORY_CHART_FILE}
+    foreign = (
+        sorted(p.name for p in out.iterdir() if p.name not in own and not p.name.startswith("."))
+        if out.is_dir() and not overwrite
+        else []
+    )
+    if foreign:
+        raise BailongError(
+            f"output_dir {out} holds files eval does not write (e.g. {foreign[0]}); choose another folder or pass "
+            "--overwrite to replace it"
+        )
+
+
+def _check_failed_share(cfg: EvalConfig, results: dict, out: Path) -> None:
+    from bailong.artifacts import JUDGMENTS_FILE
+
+    judge = [d for r in results.values() for d in r["details"].values() if d["type"] == "judge"]
+    failed, total = sum(d["failures"] for d in judge), sum(d["failures"] + d["judged"] for d in judge)
+    if total and failed / total > cfg.judge.max_failed_share:
+        raise BailongError(
+            f"judge: {failed} of {total} judgments failed ({failed / total:.0%}, above judge.max_failed_share "
+            f"{cfg.judge.max_failed_share:.0%}); the report is written, the reasons are in {out / JUDGMENTS_FILE}; "
+            "a rerun asks the judge again where the request failed"
+        )

@@ -18,6 +18,15 @@ def _ids(tokenizer, texts: list[str]) -> list[list[int]]:
     return tokenizer(texts, add_special_tokens=False)["input_ids"] if texts else []
 
 
+def _base_ids(base_tok, result: ExtendedTokenizer, texts: list[str]) -> list[list[int]]:
+    """The base's ids: for a SentencePiece base, as sentencepiece encodes (what the base model was trained on)."""
+    if result.base_sp_model is None:
+        return _ids(base_tok, texts)
+    import sentencepiece as spm
+
+    return spm.SentencePieceProcessor(model_file=str(result.base_sp_model)).encode(texts)
+
+
 def tokens_per_char(tokenizer, texts: list[str]) -> float:
     chars = sum(len(t) for t in texts)
     return sum(len(ids) for ids in _ids(tokenizer, texts)) / max(1, chars)
@@ -51,7 +60,9 @@ def check_extension(
     touches = pattern.search if pattern else has_cjk
     latin = bool(scripts and scripts.latin)
     untouched = english_probe() + ([] if latin else [d for d in docs if not touches(d)][:500])
-    changed = [t for t, a, b in zip(untouched, _ids(base_tok, untouched), _ids(new_tok, untouched)) if a != b]
+    changed = [
+        t for t, a, b in zip(untouched, _base_ids(base_tok, result, untouched), _ids(new_tok, untouched)) if a != b
+    ]
     if changed and not latin:
         failures.append(f"text without new pieces changed ids, e.g. {changed[0][:60]!r}")
 
@@ -104,15 +115,8 @@ def check_extension(
 
 
 def _sentencepiece_disagreements(base_tok, result: ExtendedTokenizer, docs: list[str]) -> int:
-    """Documents where sentencepiece and the HF tokenizer encode differently after the merge but agreed before."""
+    """Documents that sentencepiece and the HF tokenizer encode differently after the merge."""
     import sentencepiece as spm
 
     merged = spm.SentencePieceProcessor(model_file=str(result.sp_model))
-    base_sp = spm.SentencePieceProcessor(model_file=str(result.base_sp_model))
-    disagree = 0
-    new_ids, base_ids = _ids(result.tokenizer, docs), _ids(base_tok, docs)
-    merged_ids, base_sp_ids = merged.encode(docs), base_sp.encode(docs)
-    for n_hf, n_sp, b_hf, b_sp in zip(new_ids, merged_ids, base_ids, base_sp_ids):
-        if b_hf == b_sp and n_hf != n_sp:
-            disagree += 1
-    return disagree
+    return sum(hf != sp for hf, sp in zip(_ids(result.tokenizer, docs), merged.encode(docs)))

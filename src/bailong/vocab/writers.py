@@ -46,8 +46,8 @@ def detect_family(source: str, base_tok) -> Family:
 
 
 def extend_sentencepiece(source: str, base_tok, candidates: list[str], budget: int, out: Path) -> ExtendedTokenizer:
-    """Appends pieces to the base SentencePiece model with distinct, decreasing scores below every base piece, so that
-    sentencepiece (by score) and the converted HF fast tokenizer (merges by id) pick merges in the same order."""
+    """Appends pieces to the base SentencePiece model with distinct, decreasing scores below every base piece, and
+    writes the HF tokenizer.json with merges ranked as sentencepiece ranks them (by score): both encode alike."""
     from sentencepiece import sentencepiece_model_pb2 as pb
 
     sp_file = sentencepiece_file(source)
@@ -78,7 +78,42 @@ def extend_sentencepiece(source: str, base_tok, candidates: list[str], budget: i
     else:
         tokenizer = load_tokenizer(str(model_file))
     tokenizer.save_pretrained(out)
+    scores = {p.piece: p.score for p in proto.pieces}
+    tokenizer_json = json.loads((out / "tokenizer.json").read_text(encoding="utf-8"))
+    tokenizer_json["model"]["merges"] = sentencepiece_merge_order(tokenizer_json["model"], scores)
+    if proto.normalizer_spec.add_dummy_prefix:
+        # sentencepiece prefixes "▁" to every text; HF's Metaspace skips texts that start with a space
+        tokenizer_json["normalizer"] = {
+            "type": "Sequence",
+            "normalizers": [
+                {"type": "Prepend", "prepend": "▁"},
+                {"type": "Replace", "pattern": {"String": " "}, "content": "▁"},
+            ],
+        }
+        tokenizer_json["pre_tokenizer"] = None
+    (out / "tokenizer.json").write_text(json.dumps(tokenizer_json, ensure_ascii=False), encoding="utf-8")
+    # LlamaTokenizer would rebuild the Metaspace pre-tokenizer; the generic class loads tokenizer.json as written
+    tokenizer_config = json.loads((out / "tokenizer_config.json").read_text(encoding="utf-8"))
+    tokenizer_config["tokenizer_class"] = "TokenizersBackend"
+    (out / "tokenizer_config.json").write_text(json.dumps(tokenizer_config, ensure_ascii=False, indent=2), "utf-8")
+    tokenizer = load_tokenizer(str(out))
     return ExtendedTokenizer(tokenizer, extension, "sentencepiece", len(base_tok), model_file, sp_file)
+
+
+def sentencepiece_merge_order(model: dict, scores: dict[str, float]) -> list:
+    """The HF BPE merges ranked as sentencepiece applies them: the merged piece with the highest score first.
+
+    sentencepiece breaks ties by position (leftmost pair first); the only tied pieces in Llama 2 / Mistral v1 are the
+    runs of "▁" (all scored -1e9), where leftmost-first means a run grows from its left end. Ranking the pairs with
+    the longer left part first does the same in HF, which transformers' converter (ranking by piece id, "▁▁" first)
+    does not: it encoded four spaces before a word as "▁▁▁▁ m" where sentencepiece gives "▁▁▁ ▁m".
+    """
+
+    def key(merge) -> tuple:
+        left, right = merge if isinstance(merge, list) else merge.split(" ", 1)
+        return (-scores[left + right], -len(left), model["vocab"][left + right])
+
+    return sorted(model["merges"], key=key)
 
 
 def extend_byte_level(base_tok, candidates: list[str], budget: int, out: Path) -> ExtendedTokenizer:
