@@ -196,6 +196,8 @@ def format_validation_error(exc: ValidationError, model: type[BaseModel]) -> str
             lines.append(f"{key}: required key is missing")
         elif kind in _TYPE_WORDS:
             lines.append(f"{key}: expected {_TYPE_WORDS[kind]}, got {err.get('input')!r}")
+        elif kind in ("greater_than", "greater_than_equal", "less_than", "less_than_equal", "too_short"):
+            lines.append(f"{key}: got {err.get('input')!r}; {err['msg'].lower()}")
         elif kind == "literal_error":
             lines.append(f"{key}: got {err.get('input')!r}; {err['msg'].lower()}")
         else:

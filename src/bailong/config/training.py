@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from bailong.config.base import Section
 
@@ -12,7 +12,7 @@ from bailong.config.base import Section
 class TrainConfig(Section):
     """The training loop (transformers Trainer)."""
 
-    max_steps: int = Field(-1, description="optimizer steps; -1: train for `epochs`")
+    max_steps: int = Field(-1, ge=-1, description="optimizer steps; -1: train for `epochs`")
     epochs: float = Field(1.0, gt=0)
     learning_rate: float = Field(2e-4, gt=0)
     batch_size: int = Field(1, gt=0, description="blocks per device per step")
@@ -33,3 +33,10 @@ class TrainConfig(Section):
     resume: str = Field("auto", description="auto (the newest complete checkpoint), never, or a checkpoint folder")
     seed: int = 42
     report_to: list[str] = Field(default_factory=list, description="e.g. [tensorboard] or [wandb] when installed")
+
+    @field_validator("max_steps")
+    @classmethod
+    def _trains_at_least_one_step(cls, value: int) -> int:
+        if value == 0:
+            raise ValueError("0 steps would train nothing; give a positive number of steps, or -1 to train for epochs")
+        return value
