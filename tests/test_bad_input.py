@@ -77,3 +77,18 @@ def test_paths_and_integrations_are_checked_when_the_config_loads(tmp_path, monk
     result = run_cli(stage, write_config(tmp_path / "c.yaml", stage_config(stage)), "--set", f"{key}={value}")
     assert_one_line(result, message.format(tmp=tmp_path))
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("debug", [False, True])
+def test_library_noise_only_with_debug(debug):
+    import subprocess
+    import sys
+
+    noise = "Failed to load CPU gemm_4bit_forward from kernels-community: No module named 'kernels'"
+    code = (
+        "import logging; from bailong.cli import guarded; "
+        f"guarded({debug}, lambda: logging.getLogger('bitsandbytes.backends.cpu.ops').warning({noise!r}))"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert (noise in proc.stderr) is debug, proc.stderr

@@ -74,7 +74,8 @@ def _interrupted() -> None:
 
 def _quiet_libraries(debug: bool) -> None:
     logging.basicConfig(level=logging.DEBUG if debug else logging.INFO, format="%(message)s")
-    for name in ("transformers", "datasets", "huggingface_hub", "urllib3", "filelock"):
+    # e.g. bitsandbytes' "Failed to load CPU gemm_4bit_forward ... pip install kernels" on every start
+    for name in ("transformers", "datasets", "huggingface_hub", "urllib3", "filelock", "bitsandbytes", "peft"):
         logging.getLogger(name).setLevel(logging.INFO if debug else logging.ERROR)
     if not debug:
         import warnings
