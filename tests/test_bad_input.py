@@ -92,3 +92,27 @@ def test_library_noise_only_with_debug(debug):
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert (noise in proc.stderr) is debug, proc.stderr
+
+
+def test_serve_on_a_taken_port_says_so_before_loading_the_model():
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run_cli("serve", "smollm2-135m-instruct", "--port", str(port))
+    assert_one_line(result, f"cannot serve on 127.0.0.1:{port}: Address already in use")
+    assert "serving" not in result.stdout
+
+
+def test_export_refuses_a_taken_target_before_merging(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    # a finished run whose base is gone: the merge would fail on it, so only a check before the merge passes here
+    (run / "bailong_run.json").write_text('{"base_model": "%s", "adapter": "adapter"}' % (tmp_path / "gone"))
+    (tmp_path / "to").mkdir()
+    (tmp_path / "to" / "keep.txt").write_text("x")
+    result = run_cli("export", run, "--to", tmp_path / "to")
+    assert_one_line(result, f"--to {tmp_path / 'to'} exists and is not empty; pass --overwrite")
+    assert (tmp_path / "to" / "keep.txt").exists()

@@ -38,13 +38,11 @@ ANSWERS_FILE = "answers.jsonl"
 JUDGMENTS_FILE = "judgments.jsonl"
 
 
-def check_output_dir(path: Path, overwrite: bool) -> None:
+def check_output_dir(path: Path, overwrite: bool, name: str = "output_dir") -> None:
     if path.exists() and not path.is_dir():
-        raise BailongError(f"output_dir {path} is a file; choose a folder")
+        raise BailongError(f"{name} {path} is a file; choose a folder")
     if path.is_dir() and any(path.iterdir()) and not overwrite:
-        raise BailongError(
-            f"output_dir {path} exists and is not empty; pass --overwrite to replace it or choose another"
-        )
+        raise BailongError(f"{name} {path} exists and is not empty; pass --overwrite to replace it or choose another")
 
 
 @contextmanager
