@@ -116,3 +116,45 @@ def test_export_refuses_a_taken_target_before_merging(tmp_path):
     result = run_cli("export", run, "--to", tmp_path / "to")
     assert_one_line(result, f"--to {tmp_path / 'to'} exists and is not empty; pass --overwrite")
     assert (tmp_path / "to" / "keep.txt").exists()
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory):
+    from helpers import MISTRAL_V1, tiny_llama
+
+    return tiny_llama(tmp_path_factory.mktemp("tiny") / "model", str(MISTRAL_V1))
+
+
+def damage(kind: str, model, tmp_path):
+    import shutil
+
+    folder = tmp_path / kind
+    shutil.copytree(model, folder)
+    if kind == "cut-safetensors":
+        weights = folder / "model.safetensors"
+        weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+        return folder, f"{weights} is damaged (", "it may be cut short); download or copy it again"
+    if kind == "config-json":
+        (folder / "config.json").write_text('{"model_type": "llama", "hidd')
+        return folder, f"{folder / 'config.json'} is damaged (not valid JSON", "download or copy it again"
+    if kind == "tokenizer-json":
+        (folder / "tokenizer.json").write_text('{"version": "1.0", "trunc')
+        return folder, f"{folder / 'tokenizer.json'} is damaged (not valid JSON", "download or copy it again"
+    if kind == "tokenizer-only":
+        for name in ("model.safetensors", "config.json", "generation_config.json"):
+            (folder / name).unlink()
+        return folder, f"{folder} holds no model (no config.json or no weights), only a tokenizer", "model.tokenizer"
+    from bailong.loading.sources import embedded_gguf
+
+    data = embedded_gguf().read_bytes()
+    cut = tmp_path / "cut.gguf"
+    cut.write_bytes(data[: len(data) // 3])
+    return cut, f"{cut} is damaged (the GGUF file cannot be read", "download or copy it again"
+
+
+@pytest.mark.parametrize("kind", ["cut-safetensors", "config-json", "tokenizer-json", "tokenizer-only", "cut-gguf"])
+def test_damaged_model_files_are_named_with_how_to_get_them_again(tiny_model, tmp_path, kind):
+    source, message, fix = damage(kind, tiny_model, tmp_path)
+    result = run_cli("chat", source)
+    assert_one_line(result, message)
+    assert fix in result.stderr
