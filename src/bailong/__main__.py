@@ -13,7 +13,7 @@ def main() -> None:
 
         cli_main()
     except KeyboardInterrupt:  # while importing the CLI, before it handles Ctrl-C itself
-        print("interrupted", file=sys.stderr)
+        print("\ninterrupted", file=sys.stderr)  # after a progress bar's unfinished line
         _exit_interrupted()
     except SystemExit as exc:
         if exc.code == INTERRUPTED_EXIT:

@@ -68,7 +68,7 @@ _announced = False
 def _interrupted() -> None:
     global _announced
     _announced = True
-    print("interrupted", file=sys.stderr)
+    print("\ninterrupted", file=sys.stderr)  # after a progress bar's unfinished line
     raise typer.Exit(INTERRUPTED_EXIT) from None
 
 
@@ -154,5 +154,5 @@ def main() -> None:
         app()
     except SystemExit as exc:
         if exc.code == INTERRUPTED_EXIT and not _announced:
-            print("interrupted", file=sys.stderr)
+            print("\ninterrupted", file=sys.stderr)  # after a progress bar's unfinished line
         raise
