@@ -45,6 +45,8 @@ def guarded(debug: bool, body: Callable[[], object]) -> None:
     try:
         body()
     except BailongError as exc:
+        if was_interrupted(exc):  # e.g. a load that failed because Ctrl-C stopped it
+            _interrupted()
         if debug:
             raise
         print(f"error: {exc}", file=sys.stderr)
