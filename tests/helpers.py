@@ -92,3 +92,21 @@ def kill_when_created(command: list[str], path: Path, timeout: float = 300) -> N
 def logged_losses(run_dir: Path) -> dict[int, float]:
     rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     return {r["step"]: r["loss"] for r in rows if "loss" in r}
+
+
+def signal_at(command: list[str], sig: int, *, after: float = 0.0, when=None, timeout: float = 300):
+    """Starts `command`, sends `sig` `after` seconds or once `when()` is true, and returns the finished process with
+    its output (`.returncode`, `.stdout`, `.stderr`)."""
+    import subprocess
+    import time
+
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    start = time.time()
+    while proc.poll() is None and time.time() - start < timeout:
+        if (when is None and time.time() - start >= after) or (when is not None and when()):
+            proc.send_signal(sig)
+            break
+        time.sleep(0.002)
+    stdout, stderr = proc.communicate(timeout=timeout)
+    proc.stdout, proc.stderr = stdout, stderr
+    return proc

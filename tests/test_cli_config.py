@@ -221,3 +221,25 @@ def test_eval_task_paths_resolve_per_type(tmp_path):
     cfg = eval_config({"type": "choice", "file": "q.jsonl"})
     loaded = load_config("eval", write_config(tmp_path / "e.yaml", cfg))
     assert loaded.tasks[0].file == str(tmp_path / "q.jsonl")
+
+
+def training_config(stage: str) -> dict:
+    data = DEMO_DATA / ("tc_corpus.txt" if stage == "pretrain" else "sft_chat.jsonl")
+    return {"model": {"name_or_path": "smollm2-135m-instruct"}, "data": {"files": [str(data)]}, "output_dir": "out"}
+
+
+@pytest.mark.parametrize(
+    ("stage", "override", "message"),
+    [
+        ("pretrain", "train.max_steps=0", "train.max_steps: 0 steps would train nothing"),
+        ("pretrain", "train.max_steps=-2", "train.max_steps: got -2; input should be greater than or equal to -1"),
+        ("pretrain", "data.block_size=1", "data.block_size: got 1; input should be greater than or equal to 2"),
+        ("sft", "data.max_length=1", "data.max_length: got 1; input should be greater than or equal to 2"),
+        ("sft", "train.max_steps=0", "train.max_steps: 0 steps would train nothing"),
+    ],
+)
+def test_settings_that_cannot_train_are_refused_with_the_key(tmp_path, stage, override, message):
+    result = run_cli(stage, write_config(tmp_path / "c.yaml", training_config(stage)), "--set", override)
+    assert result.code == 2, result.stdout + result.stderr
+    assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert not (tmp_path / "out").exists()

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from bailong.errors import BailongError
+from bailong.errors import BailongError, stop_if_interrupted
 
 # every stage
 CONFIG_FILE = "bailong_config.yaml"  # the resolved config
@@ -38,13 +38,11 @@ ANSWERS_FILE = "answers.jsonl"
 JUDGMENTS_FILE = "judgments.jsonl"
 
 
-def check_output_dir(path: Path, overwrite: bool) -> None:
+def check_output_dir(path: Path, overwrite: bool, name: str = "output_dir") -> None:
     if path.exists() and not path.is_dir():
-        raise BailongError(f"output_dir {path} is a file; choose a folder")
+        raise BailongError(f"{name} {path} is a file; choose a folder")
     if path.is_dir() and any(path.iterdir()) and not overwrite:
-        raise BailongError(
-            f"output_dir {path} exists and is not empty; pass --overwrite to replace it or choose another"
-        )
+        raise BailongError(f"{name} {path} exists and is not empty; pass --overwrite to replace it or choose another")
 
 
 @contextmanager
@@ -58,6 +56,7 @@ def atomic_output_dir(path: str | Path, overwrite: bool) -> Iterator[Path]:
     tmp.mkdir()
     try:
         yield tmp
+        stop_if_interrupted()  # a Ctrl-C that a library swallowed: leave no output that looks complete
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -85,6 +84,7 @@ def read_run(path: str | Path) -> dict | None:
 
 
 def write_run(run_dir: Path, metadata: dict) -> None:
+    stop_if_interrupted()
     write_json(run_dir / RUN_FILE, metadata)
 
 
@@ -104,6 +104,17 @@ def read_metrics(run_dir: Path) -> list[dict]:
             except json.JSONDecodeError:
                 continue
     return rows
+
+
+def keep_metrics_until(run_dir: Path, step: int) -> None:
+    """Drops the rows logged after `step` (a resumed run logs those steps again from its checkpoint) and a line cut
+    by a kill (the next row would be appended to it)."""
+    file = Path(run_dir) / METRICS_FILE
+    if file.is_file():
+        kept = [r for r in read_metrics(run_dir) if r.get("step", 0) <= step]
+        tmp = file.parent / f".{file.name}.tmp"
+        tmp.write_text("".join(json.dumps(r) + "\n" for r in kept), encoding="utf-8")
+        tmp.replace(file)
 
 
 def append_jsonl(path: Path, record: dict) -> None:

@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 
 from bailong import __version__
-from bailong.errors import BailongError
+from bailong.errors import INTERRUPTED_EXIT, BailongError, was_interrupted
 from bailong.stages import STAGES, Stage
 
 ConfigArg = Annotated[Path, typer.Argument(help="the stage's YAML config", show_default=False)]
@@ -45,23 +45,39 @@ def guarded(debug: bool, body: Callable[[], object]) -> None:
     try:
         body()
     except BailongError as exc:
+        if was_interrupted(exc):  # e.g. a load that failed because Ctrl-C stopped it
+            _interrupted()
         if debug:
             raise
         print(f"error: {exc}", file=sys.stderr)
         raise typer.Exit(exc.exit_code) from None
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        raise typer.Exit(130) from None
     except Exception as exc:  # noqa: BLE001 - one line instead of a traceback; --debug shows it
+        if was_interrupted(exc):  # a library that wrapped the KeyboardInterrupt (an import, a schema)
+            _interrupted()
         if debug:
             raise
         print(f"error: {type(exc).__name__}: {exc} (rerun with --debug for the traceback)", file=sys.stderr)
         raise typer.Exit(1) from None
+    except KeyboardInterrupt:
+        _interrupted()
+    if was_interrupted():  # a library swallowed it; the output was not committed (see stop_if_interrupted)
+        _interrupted()
+
+
+_announced = False
+
+
+def _interrupted() -> None:
+    global _announced
+    _announced = True
+    print("\ninterrupted", file=sys.stderr)  # after a progress bar's unfinished line
+    raise typer.Exit(INTERRUPTED_EXIT) from None
 
 
 def _quiet_libraries(debug: bool) -> None:
     logging.basicConfig(level=logging.DEBUG if debug else logging.INFO, format="%(message)s")
-    for name in ("transformers", "datasets", "huggingface_hub", "urllib3", "filelock"):
+    # e.g. bitsandbytes' "Failed to load CPU gemm_4bit_forward ... pip install kernels" on every start
+    for name in ("transformers", "datasets", "huggingface_hub", "urllib3", "filelock", "bitsandbytes", "peft"):
         logging.getLogger(name).setLevel(logging.INFO if debug else logging.ERROR)
     if not debug:
         import warnings
@@ -134,4 +150,11 @@ app = build_app()
 
 
 def main() -> None:
-    app()
+    """The `bailong` command. Typer ends Ctrl-C outside a command's body (parsing the command line) with exit 130
+    and no message; it gets the same line as inside."""
+    try:
+        app()
+    except SystemExit as exc:
+        if exc.code == INTERRUPTED_EXIT and not _announced:
+            print("\ninterrupted", file=sys.stderr)  # after a progress bar's unfinished line
+        raise

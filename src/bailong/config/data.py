@@ -30,7 +30,9 @@ class VocabDataConfig(TextDataConfig):
 class TrainDataConfig(TextDataConfig):
     """Training text: tokenized, packed into fixed blocks with EOS between documents, split for validation."""
 
-    block_size: int = Field(2048, gt=0, description="tokens per packed training block")
+    block_size: int = Field(
+        2048, ge=2, description="tokens per packed training block (a token is learned from the ones before it)"
+    )
     weights: Weights = Field(None, description="mixing weights, one per entry of files (e.g. [0.9, 0.1])")
     streaming: bool = Field(False, description="stream corpora bigger than RAM (needs train.max_steps)")
     validation: float = Field(0.01, ge=0, lt=1, description="share of documents held out for validation")
@@ -62,7 +64,7 @@ class SftDataConfig(Section):
         default_factory=dict, description="field names in the files, e.g. {messages: dialog}"
     )
     on_bad_record: OnBadRecord = Field("error", description=ON_BAD_RECORD_HELP)
-    max_length: int = Field(2048, gt=0, description="tokens per sample; longer conversations are cut at turn borders")
+    max_length: int = Field(2048, ge=2, description="tokens per sample; longer conversations are cut at turn borders")
     overlong: Literal["split", "drop"] = Field(
         "split", description="split a long conversation into samples, or drop it"
     )

@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
-from bailong.config.base import LocalPath, Section, Source
+from bailong.config.base import ExistingFile, Section, Source
 
 JUDGE_TEMPERATURES = {"writing": 0.7, "roleplay": 0.7, "math": 0.0, "reasoning": 0.0, "coding": 0.0, "extraction": 0.0}
 
@@ -25,7 +25,7 @@ class BpcTask(TaskBase):
     """Bits per character of held-out text, one document per line."""
 
     type: Literal["bpc"]
-    files: list[LocalPath] = Field(min_length=1, description="text files, one document per line")
+    files: list[ExistingFile] = Field(min_length=1, description="text files, one document per line")
     window: int = Field(1024, gt=1, description="tokens per sliding window")
     stride: int = Field(512, gt=0, description="tokens the window moves by")
 
@@ -34,8 +34,8 @@ class ChoiceTask(TaskBase):
     """Multiple choice scored by log-likelihood."""
 
     type: Literal["choice"]
-    file: LocalPath = Field(description="JSONL {question, choices, answer, subject?}")
-    dev_file: LocalPath | None = Field(None, description="examples for k-shot prompts")
+    file: ExistingFile = Field(description="JSONL {question, choices, answer, subject?}")
+    dev_file: ExistingFile | None = Field(None, description="examples for k-shot prompts")
     shots: int = Field(0, ge=0, description="examples from dev_file before each question")
     scoring: Literal["text", "letter"] = Field(
         "text", description="log-likelihood of the choice text, or of its letter after a lettered prompt"
@@ -53,8 +53,8 @@ class JudgeTask(TaskBase):
     """An MT-bench-style bench: answers graded by an LLM judge, plus language consistency."""
 
     type: Literal["judge"]
-    questions: LocalPath = Field(description="MT-bench-style JSONL {question_id, category, turns}")
-    references: LocalPath | None = Field(None, description="FastChat-style answer file with reference answers")
+    questions: ExistingFile = Field(description="MT-bench-style JSONL {question_id, category, turns}")
+    references: ExistingFile | None = Field(None, description="FastChat-style answer file with reference answers")
     temperatures: dict[str, float] = Field(
         default_factory=lambda: dict(JUDGE_TEMPERATURES), description="sampling temperature per category"
     )
@@ -76,7 +76,7 @@ class JudgeConfig(Section):
     max_retries: int = Field(3, ge=0, description="re-asks when a reply has no parseable rating")
     timeout_s: float = Field(120, gt=0)
     max_tokens: int = Field(1024, gt=0, description="length limit of a judgment")
-    templates: LocalPath | None = Field(None, description="a YAML/JSON file overriding the grading prompts")
+    templates: ExistingFile | None = Field(None, description="a YAML/JSON file overriding the grading prompts")
     max_failed_share: float = Field(
         0.2, ge=0, le=1, description="eval ends non-zero (its report written) when more judgments than this fail"
     )

@@ -121,10 +121,7 @@ def load_config(stage: str, path: Path, overrides: list[str] = ()) -> StageConfi
     path = Path(path)
     if not path.is_file():
         raise BailongError(f"config file not found: {path}")
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise BailongError(f"{path}: not valid YAML: {exc}") from None
+    raw = _read_yaml(path)
     if not isinstance(raw, dict):
         raise BailongError(f"{path}: the top level must be a mapping of sections (model:, data:, ...)")
     raw = resolve_paths(_renamed(stage, raw, str(path)), model, path.resolve().parent)
@@ -138,6 +135,37 @@ def load_config(stage: str, path: Path, overrides: list[str] = ()) -> StageConfi
         return model.model_validate(raw)
     except ValidationError as exc:
         raise BailongError(f"{path}: " + format_validation_error(exc, model)) from None
+
+
+def _read_yaml(path: Path) -> Any:
+    data = path.read_bytes()
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")) or b"\x00" in data[:200]:
+        raise BailongError(f"{path}: the file is UTF-16, not UTF-8; save it as UTF-8")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise BailongError(f"{path}: byte {exc.start} is not UTF-8; save the file as UTF-8") from None
+    try:
+        return yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        raise BailongError(f"{path}:{_yaml_problem(exc, text)}") from None
+
+
+def _yaml_problem(exc: yaml.YAMLError, text: str) -> str:
+    """`line:column: what is wrong; how to fix it` for PyYAML's multi-line message."""
+    mark = getattr(exc, "problem_mark", None)
+    if mark is None:
+        return f" not valid YAML ({exc})"
+    problem = getattr(exc, "problem", None) or "not valid YAML"
+    line = text.splitlines()[mark.line] if mark.line < len(text.splitlines()) else ""
+    if "\t" in problem or line[: mark.column + 1].strip(" ") == "\t" or line.lstrip(" ").startswith("\t"):
+        fix = "indent with spaces; YAML does not allow tabs"
+    else:
+        fix = "check the indentation, brackets and quotes"
+        start = getattr(exc, "context_mark", None)
+        if getattr(exc, "context", None) and start is not None:
+            fix = f"{exc.context.removeprefix('while ')} that starts at {start.line + 1}:{start.column + 1}; " + fix
+    return f"{mark.line + 1}:{mark.column + 1}: not valid YAML: {problem}; {fix}"
 
 
 def _renamed(stage: str, raw: dict, where: str) -> dict:
@@ -196,6 +224,8 @@ def format_validation_error(exc: ValidationError, model: type[BaseModel]) -> str
             lines.append(f"{key}: required key is missing")
         elif kind in _TYPE_WORDS:
             lines.append(f"{key}: expected {_TYPE_WORDS[kind]}, got {err.get('input')!r}")
+        elif kind in ("greater_than", "greater_than_equal", "less_than", "less_than_equal", "too_short"):
+            lines.append(f"{key}: got {err.get('input')!r}; {err['msg'].lower()}")
         elif kind == "literal_error":
             lines.append(f"{key}: got {err.get('input')!r}; {err['msg'].lower()}")
         else:

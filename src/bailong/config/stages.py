@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
@@ -16,6 +18,20 @@ from bailong.config.vocab import NewRowsConfig, VocabConfig
 
 class StageConfig(Section):
     output_dir: LocalPath
+
+    @field_validator("output_dir")
+    @classmethod
+    def _writable_folder(cls, value: str) -> str:
+        """Checked when the config loads, so a bad output_dir fails before any model loads or tokenizer trains."""
+        path = Path(value)
+        if path.exists() and not path.is_dir():
+            raise ValueError(f"{path} is a file; choose a folder")
+        existing = next(p for p in (path, *path.parents) if p.exists())
+        if not existing.is_dir():
+            raise ValueError(f"{existing} is a file, so {path} cannot be created; choose another folder")
+        if not os.access(existing, os.W_OK | os.X_OK):
+            raise ValueError(f"{existing} is not writable; choose a folder you can write to")
+        return value
 
 
 class ExtendVocabConfig(StageConfig):

@@ -8,6 +8,7 @@ so generations run one at a time. A value a request leaves out takes `Generation
 from __future__ import annotations
 
 import json
+import socket
 import threading
 import time
 import uuid
@@ -302,3 +303,26 @@ def served_name(model: str) -> str:
     """A local folder's or file's own name; a hub id or the embedded default as written."""
     path = Path(model).expanduser()
     return path.resolve().name if path.exists() else model
+
+
+def reserve_port(host: str, port: int) -> socket.socket:
+    """Binds `host:port` now, before a model loads, so a taken port is one line instead of uvicorn's exit 3 after
+    the "serving on" line; `serve_on` then serves on this socket."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise BailongError(
+            f"cannot serve on {host}:{port}: {exc.strerror or exc}; stop what runs there or choose another --port"
+        ) from None
+    return sock
+
+
+def serve_on(app: fastapi.FastAPI, sock: socket.socket) -> None:
+    """Serves `app` on the socket from `reserve_port` until Ctrl-C."""
+    import uvicorn
+
+    uvicorn.Server(uvicorn.Config(app, log_level="warning")).run(sockets=[sock])

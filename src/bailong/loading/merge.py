@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bailong.artifacts import ADAPTER_DIR, atomic_output_dir, read_run
+from bailong.artifacts import ADAPTER_DIR, atomic_output_dir, check_output_dir, read_run
 from bailong.errors import BailongError
 from bailong.loading.models import load_model
 from bailong.loading.tokenizers import load_tokenizer
@@ -21,6 +21,7 @@ def merge_run(run_dir: Path, target: Path, overwrite: bool = False) -> dict:
     run = read_run(run_dir)
     if run is None:
         raise BailongError(f"{run_dir}: not a finished bailong training run (no bailong_run.json)")
+    check_output_dir(target, overwrite, "--to")  # before the merge, which takes minutes on a big model
     tokenizer = load_tokenizer(str(run_dir))
     model = load_model(
         ModelConfig(name_or_path=run["base_model"], adapter=str(Path(run_dir) / ADAPTER_DIR)),

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from bailong.artifacts import ADAPTER_DIR, read_run
 from bailong.errors import BailongError
+from bailong.loading.integrity import check_model_folder, explain_gguf_failure
 from bailong.loading.sources import rebuilt, resolve_source
 
 if TYPE_CHECKING:
@@ -89,6 +90,7 @@ def load_model(
         )
     if source.kind == "sentencepiece":
         raise BailongError(f"{source.path}: a SentencePiece .model file is a tokenizer, not a model")
+    check_model_folder(source)
     device = pick_device(model_cfg.device)
     dtype = pick_dtype(model_cfg.dtype, device)
     if keep_checkpoint_dtype and model_cfg.dtype == "auto":
@@ -101,7 +103,10 @@ def load_model(
         kwargs["device_map"] = {"": device}
     try:
         model = AutoModelForCausalLM.from_pretrained(source.path, **kwargs)
-    except (OSError, ValueError) as exc:
+    except Exception as exc:
+        explain_gguf_failure(source, exc)
+        if not isinstance(exc, (OSError, ValueError)):
+            raise
         raise BailongError(f"cannot load a model from {model_cfg.name_or_path!r}: {exc}") from None
     if source.kind == "gguf":
         model = rebuilt(model)

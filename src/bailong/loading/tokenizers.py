@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bailong.errors import BailongError
+from bailong.loading.integrity import check_tokenizer_folder, explain_gguf_failure
 from bailong.loading.sources import Source, resolve_source
 
 if TYPE_CHECKING:
@@ -24,6 +25,7 @@ def load_tokenizer(
     try:
         if source.kind == "run":  # the run folder holds its tokenizer
             source = Source("hf_dir", source.path)
+        check_tokenizer_folder(source)
         if source.kind == "sentencepiece":
             with tempfile.TemporaryDirectory() as tmp:
                 shutil.copy(source.path, Path(tmp) / "tokenizer.model")
@@ -35,7 +37,10 @@ def load_tokenizer(
         return AutoTokenizer.from_pretrained(source.path, **kwargs)
     except BailongError:
         raise
-    except (OSError, ValueError) as exc:
+    except Exception as exc:
+        explain_gguf_failure(source, exc)
+        if not isinstance(exc, (OSError, ValueError)):
+            raise
         raise BailongError(f"cannot load a tokenizer from {name_or_path!r}: {exc}") from None
 
 

@@ -15,13 +15,12 @@ def run(
     device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda, cuda:1, ...")] = "auto",
 ) -> None:
     """Serve a model through an OpenAI-compatible API (GET /v1/models, POST /v1/chat/completions)."""
-    import uvicorn
-
     from bailong.inference import ChatModel, model_source
-    from bailong.inference.openai_api import create_app, served_name
+    from bailong.inference.openai_api import create_app, reserve_port, serve_on, served_name
 
+    sock = reserve_port(host, port)
     source = model_source(model)
     bot = ChatModel(source, device=device)
     model_name = name or served_name(source)
     print(f"serving {model_name} on http://{host}:{port}/v1", flush=True)
-    uvicorn.run(create_app(bot, model_name), host=host, port=port, log_level="warning")
+    serve_on(create_app(bot, model_name), sock)

@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 from transformers import Trainer, TrainerCallback, TrainingArguments, default_data_collator
 
-from bailong.artifacts import METRICS_FILE
+from bailong.artifacts import METRICS_FILE, keep_metrics_until
 from bailong.config.training import TrainConfig
 from bailong.console import say
 from bailong.data.training_set import TrainingData
@@ -138,6 +138,9 @@ def train_model(
     checkpoint = resume_from(folder, train.resume, args.process_index == 0)
     if checkpoint:
         say(f"resuming from {checkpoint}")
+        if args.process_index == 0:
+            state = json.loads((Path(checkpoint) / "trainer_state.json").read_text(encoding="utf-8"))
+            keep_metrics_until(run_dir, state["global_step"])
     else:
         if args.process_index == 0:
             (run_dir / METRICS_FILE).unlink(missing_ok=True)  # a fresh run; a resumed one appends
