@@ -67,6 +67,12 @@ def test_output_dir_that_is_a_file(tmp_path, stage):
         ("eval", "tasks", "[{type: choice, file: absent.jsonl}]", "tasks.0.file: file not found: {tmp}/absent.jsonl"),
         ("eval", "tasks", "[{type: judge, questions: q.jsonl}]", "tasks.0.questions: file not found: {tmp}/q.jsonl"),
         ("eval", "judge.templates", "./corpora", "judge.templates: {tmp}/corpora is a folder, not a file"),
+        (
+            "eval",
+            "judge.templates",
+            "./half.yaml",
+            "judge.templates: {tmp}/half.yaml: judge templates miss the key 'reference'",
+        ),
     ],
 )
 def test_paths_and_integrations_are_checked_when_the_config_loads(tmp_path, monkeypatch, stage, key, value, message):
@@ -74,6 +80,7 @@ def test_paths_and_integrations_are_checked_when_the_config_loads(tmp_path, monk
     (tmp_path / "corpora").mkdir()
     (tmp_path / "corpora" / "a.txt").write_text("台灣\n", encoding="utf-8")
     (tmp_path / "chat.csv").write_text("user,assistant\n", encoding="utf-8")
+    (tmp_path / "half.yaml").write_text("single: {system: s, user: '{question} {answer}'}\n", encoding="utf-8")
     result = run_cli(stage, write_config(tmp_path / "c.yaml", stage_config(stage)), "--set", f"{key}={value}")
     assert_one_line(result, message.format(tmp=tmp_path))
     assert not (tmp_path / "out").exists()

@@ -2,13 +2,68 @@
 
 from __future__ import annotations
 
+import json
+import string
+from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
+import yaml
+from pydantic import Field, field_validator, model_validator
 
 from bailong.config.base import ExistingFile, Section, Source
 
 JUDGE_TEMPERATURES = {"writing": 0.7, "roleplay": 0.7, "math": 0.0, "reasoning": 0.0, "coding": 0.0, "extraction": 0.0}
+
+
+# The judge templates and the format fields each may use.
+JUDGE_TEMPLATE_FIELDS: dict[str, frozenset[str]] = {
+    "single": frozenset({"question", "answer"}),
+    "reference": frozenset({"question", "reference", "answer"}),
+    "multi_turn": frozenset({"question_1", "answer_1", "question_2", "answer_2"}),
+    "multi_turn_reference": frozenset(
+        {"question_1", "answer_1", "question_2", "answer_2", "reference_1", "reference_2"}
+    ),
+}
+
+
+def _fields(template: str) -> set[str]:
+    return {name for _, name, _, _ in string.Formatter().parse(template) if name is not None}
+
+
+def read_judge_templates(path: str | Path) -> dict[str, dict[str, str]]:
+    """The judge templates of a YAML/JSON file: all four keys, each {system, user} strings using only their own
+    format fields. Raises ValueError naming the missing key or field, or a format field the template may not use."""
+    path = Path(path)
+    text = path.read_text(encoding="utf-8")
+    try:
+        data = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
+    except (ValueError, yaml.YAMLError) as err:
+        raise ValueError(f"{path}: cannot read judge templates: {err}") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: judge templates must be a mapping with keys {', '.join(JUDGE_TEMPLATE_FIELDS)}")
+    templates: dict[str, dict[str, str]] = {}
+    for name in JUDGE_TEMPLATE_FIELDS:
+        pair = data.get(name)
+        if not isinstance(pair, dict):
+            raise ValueError(f"{path}: judge templates miss the key {name!r} (a mapping with 'system' and 'user')")
+        for part in ("system", "user"):
+            value = pair.get(part)
+            if not isinstance(value, str) or not value.strip():
+                raise ValueError(f"{path}: judge template {name!r} misses the field {part!r} (a non-empty string)")
+            try:
+                unknown = _fields(value) - JUDGE_TEMPLATE_FIELDS[name]
+            except ValueError as err:
+                raise ValueError(f"{path}: judge template {name}.{part} is not a valid format string: {err}") from None
+            if unknown:
+                raise ValueError(
+                    f"{path}: judge template {name}.{part} uses unknown field(s) "
+                    f"{', '.join(sorted(unknown))}; allowed: {', '.join(sorted(JUDGE_TEMPLATE_FIELDS[name]))}"
+                )
+        templates[name] = {"system": pair["system"], "user": pair["user"]}
+    unknown_keys = set(data) - set(JUDGE_TEMPLATE_FIELDS)
+    if unknown_keys:
+        raise ValueError(f"{path}: unknown judge template key(s) {', '.join(sorted(map(str, unknown_keys)))}")
+    return templates
 
 
 class EvalModel(Section):
@@ -77,6 +132,14 @@ class JudgeConfig(Section):
     timeout_s: float = Field(120, gt=0)
     max_tokens: int = Field(1024, gt=0, description="length limit of a judgment")
     templates: ExistingFile | None = Field(None, description="a YAML/JSON file overriding the grading prompts")
+
+    @field_validator("templates")
+    @classmethod
+    def _templates_complete(cls, path: str | None) -> str | None:
+        if path is not None:
+            read_judge_templates(path)
+        return path
+
     max_failed_share: float = Field(
         0.2, ge=0, le=1, description="eval ends non-zero (its report written) when more judgments than this fail"
     )

@@ -9,11 +9,9 @@ caps the rating at 2. They work for English and Traditional Chinese questions al
 
 from __future__ import annotations
 
-import json
-import string
 from pathlib import Path
 
-import yaml
+from bailong.config.evaluation import JUDGE_TEMPLATE_FIELDS, read_judge_templates
 
 LANGUAGE_RULE = (
     "Language rule: the assistant must reply in the language the user wrote in. An English question needs an "
@@ -88,19 +86,8 @@ DEFAULT_TEMPLATES: dict[str, dict[str, str]] = {
     "multi_turn_reference": {"system": MULTI_TURN_REFERENCE_SYSTEM, "user": MULTI_TURN_REFERENCE_USER},
 }
 
-# The format fields each template may use.
-FIELDS: dict[str, frozenset[str]] = {
-    "single": frozenset({"question", "answer"}),
-    "reference": frozenset({"question", "reference", "answer"}),
-    "multi_turn": frozenset({"question_1", "answer_1", "question_2", "answer_2"}),
-    "multi_turn_reference": frozenset(
-        {"question_1", "answer_1", "question_2", "answer_2", "reference_1", "reference_2"}
-    ),
-}
-
-
-def _fields(template: str) -> set[str]:
-    return {name for _, name, _, _ in string.Formatter().parse(template) if name is not None}
+# The format fields each template may use (the templates file is checked against them when the config loads).
+FIELDS = JUDGE_TEMPLATE_FIELDS
 
 
 def load_templates(path: str | Path | None = None) -> dict[str, dict[str, str]]:
@@ -110,37 +97,7 @@ def load_templates(path: str | Path | None = None) -> dict[str, dict[str, str]]:
     """
     if path is None:
         return {name: dict(pair) for name, pair in DEFAULT_TEMPLATES.items()}
-    path = Path(path)
-    text = path.read_text(encoding="utf-8")
-    try:
-        data = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
-    except (ValueError, yaml.YAMLError) as err:
-        raise ValueError(f"{path}: cannot read judge templates: {err}") from None
-    if not isinstance(data, dict):
-        raise ValueError(f"{path}: judge templates must be a mapping with keys {', '.join(DEFAULT_TEMPLATES)}")
-    templates: dict[str, dict[str, str]] = {}
-    for name in DEFAULT_TEMPLATES:
-        pair = data.get(name)
-        if not isinstance(pair, dict):
-            raise ValueError(f"{path}: judge templates miss the key {name!r} (a mapping with 'system' and 'user')")
-        for part in ("system", "user"):
-            value = pair.get(part)
-            if not isinstance(value, str) or not value.strip():
-                raise ValueError(f"{path}: judge template {name!r} misses the field {part!r} (a non-empty string)")
-            try:
-                unknown = _fields(value) - FIELDS[name]
-            except ValueError as err:
-                raise ValueError(f"{path}: judge template {name}.{part} is not a valid format string: {err}") from None
-            if unknown:
-                raise ValueError(
-                    f"{path}: judge template {name}.{part} uses unknown field(s) "
-                    f"{', '.join(sorted(unknown))}; allowed: {', '.join(sorted(FIELDS[name]))}"
-                )
-        templates[name] = {"system": pair["system"], "user": pair["user"]}
-    unknown_keys = set(data) - set(DEFAULT_TEMPLATES)
-    if unknown_keys:
-        raise ValueError(f"{path}: unknown judge template key(s) {', '.join(sorted(map(str, unknown_keys)))}")
-    return templates
+    return read_judge_templates(path)
 
 
 def render_messages(template: dict[str, str], **fields: str) -> list[dict[str, str]]:
