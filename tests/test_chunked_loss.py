@@ -98,3 +98,15 @@ def test_ignored_positions_never_reach_the_head_and_all_ignored_is_zero():
     calls.clear()
     empty = chunked_head_loss(hidden.detach(), torch.full((2, 6), -100), head)
     assert empty.item() == 0 and calls == []
+
+
+def test_under_no_grad_the_loss_is_the_same_and_nothing_is_differentiated():
+    """Evaluation runs under no_grad: same loss, and the head is called without building a graph."""
+    head = torch.nn.Linear(8, 11, bias=False).double()
+    graphs = []
+    head.register_forward_hook(lambda m, a, out: graphs.append(out.requires_grad))
+    hidden, labels = torch.randn(2, 6, 8, dtype=torch.float64), torch.randint(0, 11, (2, 6))
+    with_grad = chunked_head_loss(hidden, labels, head, chunk_tokens=4)
+    with torch.no_grad():
+        without = chunked_head_loss(hidden, labels, head, chunk_tokens=4)
+    assert torch.equal(with_grad.detach(), without) and graphs == [True, True, True, False, False, False]

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 
 IGNORE_INDEX = -100
-CHUNK_TOKENS = 1024  # 1,024 × 59,241 fp32 logits = 231 MiB per chunk for the paper's vocabulary
+CHUNK_TOKENS = 512  # 512 × 59,241 fp32 logits = 116 MiB per chunk for the paper's vocabulary
 
 
 class ChunkedHeadLoss(torch.autograd.Function):
@@ -31,23 +31,22 @@ class ChunkedHeadLoss(torch.autograd.Function):
         total = torch.zeros((), dtype=wide, device=hidden.device)
         for start in range(0, hidden.shape[0], chunk_tokens):
             part = hidden[start : start + chunk_tokens].detach().requires_grad_(want_hidden)
-            with torch.enable_grad():
-                logits = head(part)
-                logits = logits.to(torch.promote_types(logits.dtype, wide))
-                loss = F.cross_entropy(
-                    logits, labels[start : start + chunk_tokens], ignore_index=IGNORE_INDEX, reduction="sum"
-                )
             inputs = ([part] if want_hidden else []) + wanted
+            with torch.set_grad_enabled(bool(inputs)):
+                logits = head(part)
+            loss, grad_logits = _cross_entropy_and_grad(
+                logits.detach(), labels[start : start + chunk_tokens], wide, bool(inputs)
+            )
             if inputs:
-                grads = torch.autograd.grad(loss, inputs, allow_unused=True)
+                grads = torch.autograd.grad(logits, inputs, grad_logits.to(logits.dtype), allow_unused=True)
                 if want_hidden:
                     grad_hidden[start : start + chunk_tokens] = grads[0]
                     grads = grads[1:]
                 for acc, grad in zip(grad_params, grads):
                     if grad is not None:
                         acc += grad
-            total += loss.detach()
-            del logits, loss
+            total += loss
+            del logits, grad_logits
         ctx.wanted = [p.requires_grad for p in params]
         ctx.param_dtypes = [p.dtype for p in wanted]
         ctx.save_for_backward(*([grad_hidden] if want_hidden else []), *grad_params)
@@ -65,6 +64,21 @@ class ChunkedHeadLoss(torch.autograd.Function):
         return (grad_hidden, None, None, None, *[next(grads) if w else None for w in ctx.wanted])
 
 
+def _cross_entropy_and_grad(logits, labels, wide, need_grad: bool = True):
+    """Summed cross-entropy of one chunk and its gradient (softmax minus one-hot, zero on ignored rows), written
+    in place over one log-softmax buffer: two vocabulary-wide buffers a chunk where autograd's would keep four."""
+    log_probs = torch.log_softmax(logits.to(wide), dim=-1)
+    valid = labels != IGNORE_INDEX
+    targets = labels.clamp(min=0).unsqueeze(1)
+    loss = -(log_probs.gather(1, targets).squeeze(1) * valid).sum()
+    if not need_grad:
+        return loss, None
+    grad = log_probs.exp_()
+    grad.scatter_add_(1, targets, torch.full_like(targets, -1, dtype=grad.dtype))
+    grad.mul_(valid.unsqueeze(1).to(grad.dtype))
+    return loss, grad
+
+
 def chunked_head_loss(hidden, labels, head, *, num_items_in_batch=None, chunk_tokens: int = CHUNK_TOKENS):
     """The mean (or, with `num_items_in_batch`, the sum over that many items, as transformers' loss does under
     gradient accumulation) next-token cross-entropy of `head` on `hidden` (batch, seq, dim) against `labels`
@@ -72,7 +86,7 @@ def chunked_head_loss(hidden, labels, head, *, num_items_in_batch=None, chunk_to
     targets = F.pad(labels, (0, 1), value=IGNORE_INDEX)[..., 1:].reshape(-1)
     keep = targets != IGNORE_INDEX
     rows = hidden.reshape(-1, hidden.shape[-1])[keep]
-    params = [p for p in head.parameters() if p.requires_grad]
+    params = [p for p in head.parameters() if p.requires_grad] if torch.is_grad_enabled() else []
     total = ChunkedHeadLoss.apply(rows, targets[keep], head, chunk_tokens, *params)
     if num_items_in_batch is None:
         return total / keep.sum().clamp(min=1)
