@@ -110,3 +110,21 @@ def test_under_no_grad_the_loss_is_the_same_and_nothing_is_differentiated():
     with torch.no_grad():
         without = chunked_head_loss(hidden, labels, head, chunk_tokens=4)
     assert torch.equal(with_grad.detach(), without) and graphs == [True, True, True, False, False, False]
+
+
+def test_the_trainer_computes_its_loss_chunked_and_equal_to_the_plain_path(tmp_path):
+    from transformers import TrainingArguments
+
+    from bailong.data import TrainingData
+    from bailong.training.trainer import BailongTrainer
+
+    model = tiny_model("lora", tied=False)
+    args = TrainingArguments(output_dir=str(tmp_path), use_cpu=True, report_to="none")
+    trainer = BailongTrainer(model=model, args=args, data=TrainingData([], None, 0, None), chunked_loss=True)
+    assert trainer.chunked_loss  # a peft-wrapped Llama qualifies
+    calls = []
+    model.get_base_model().lm_head.register_forward_hook(lambda m, a, out: calls.append(a[0].shape))
+    inputs = batch()
+    loss = trainer.compute_loss(model, inputs, num_items_in_batch=torch.tensor(70))
+    assert calls[0][:-1] == (3, 1)  # the model's own head ran on the last position only
+    assert torch.allclose(loss, plain_loss(model, inputs, 70), rtol=1e-10)

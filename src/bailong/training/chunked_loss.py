@@ -67,7 +67,7 @@ class ChunkedHeadLoss(torch.autograd.Function):
 def _cross_entropy_and_grad(logits, labels, wide, need_grad: bool = True):
     """Summed cross-entropy of one chunk and its gradient (softmax minus one-hot, zero on ignored rows), written
     in place over one log-softmax buffer: two vocabulary-wide buffers a chunk where autograd's would keep four."""
-    log_probs = torch.log_softmax(logits.to(wide), dim=-1)
+    log_probs = torch.log_softmax(logits, dim=-1, dtype=wide)
     valid = labels != IGNORE_INDEX
     targets = labels.clamp(min=0).unsqueeze(1)
     loss = -(log_probs.gather(1, targets).squeeze(1) * valid).sum()
