@@ -46,7 +46,7 @@ summary() {  # the figure worth a glance from a step's log
     esac
 }
 
-bailong() { "$PY" -m bailong "$@"; }
+BAILONG=("$PY" -m bailong)
 
 if [ $DRY -eq 0 ] && ! "$PY" -c 'import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)'; then
     echo "no CUDA GPU here: run scripts/gpu_check.sh --dry-run for the CPU version" >&2
@@ -64,15 +64,15 @@ fi
 # 2. the demo pipeline in NF4
 SHORT=()
 [ $DRY -eq 1 ] && SHORT=(--set train.max_steps=2 --set train.save_steps=2 --set train.eval_steps=2)
-step extend-vocab 120 bailong extend-vocab configs/demo/extend_vocab.yaml --overwrite --set output_dir=$OUT/extend_vocab
-step pretrain 150 bailong pretrain configs/demo/pretrain.yaml --overwrite "${SHORT[@]}" --set quantization.mode=nf4 \
+step extend-vocab 120 "${BAILONG[@]}" extend-vocab configs/demo/extend_vocab.yaml --overwrite --set output_dir=$OUT/extend_vocab
+step pretrain 150 "${BAILONG[@]}" pretrain configs/demo/pretrain.yaml --overwrite "${SHORT[@]}" --set quantization.mode=nf4 \
     --set train.gradient_checkpointing=true --set model.name_or_path=$OUT/extend_vocab --set output_dir=$OUT/pretrain
-step sft 120 bailong sft configs/demo/sft.yaml --overwrite "${SHORT[@]}" --set quantization.mode=nf4 \
+step sft 120 "${BAILONG[@]}" sft configs/demo/sft.yaml --overwrite "${SHORT[@]}" --set quantization.mode=nf4 \
     --set train.gradient_checkpointing=true --set model.name_or_path=$OUT/pretrain --set output_dir=$OUT/sft
 MODELS="[{name: base, name_or_path: smollm2-135m-instruct}, {name: pretrained, name_or_path: $PWD/$OUT/pretrain}, {name: sft, name_or_path: $PWD/$OUT/sft}]"
 EVAL=(--set "models=$MODELS" --set output_dir=$OUT/eval)
 [ $DRY -eq 1 ] && EVAL+=(--set "tasks=[{type: bpc, files: [$PWD/src/bailong/demo_data/tc_heldout.txt]}]")
-step eval 180 bailong eval configs/demo/eval.yaml --overwrite "${EVAL[@]}"
+step eval 180 "${BAILONG[@]}" eval configs/demo/eval.yaml --overwrite "${EVAL[@]}"
 
 # 3. the paper's shape, plain vs bailong, kernels none and liger
 if [ $DRY -eq 1 ]; then
