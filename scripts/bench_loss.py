@@ -31,7 +31,7 @@ def one(path: str, dtype: str, vocab: int, hidden: int, batch: int, tokens: int,
     from peft import LoraConfig, get_peft_model
     from transformers.loss.loss_utils import ForCausalLMLoss
 
-    from bailong.training.chunked_loss import chunked_head_loss
+    from bailong.training.chunked_loss import chunk_tokens_for, chunked_head_loss
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     torch.manual_seed(0)
@@ -55,7 +55,7 @@ def one(path: str, dtype: str, vocab: int, hidden: int, batch: int, tokens: int,
     if path == "plain":
         loss = ForCausalLMLoss(head(states), labels, vocab_size=vocab)
     else:
-        loss = chunked_head_loss(states, labels, head)
+        loss = chunked_head_loss(states, labels, head, chunk_tokens=chunk_tokens_for(vocab))
     loss.backward()
     if device == "cuda":
         torch.cuda.synchronize()

@@ -14,7 +14,11 @@ import torch
 import torch.nn.functional as F
 
 IGNORE_INDEX = -100
-CHUNK_TOKENS = 512  # 512 × 59,241 fp32 logits = 116 MiB per chunk for the paper's vocabulary
+CHUNK_LOGITS = 2**25  # logits a chunk: 128 MiB in fp32, 566 tokens of the paper's 59,241-row vocabulary
+
+
+def chunk_tokens_for(vocab_size: int) -> int:
+    return max(16, CHUNK_LOGITS // max(1, vocab_size))
 
 
 class ChunkedHeadLoss(torch.autograd.Function):
@@ -79,7 +83,7 @@ def _cross_entropy_and_grad(logits, labels, wide, need_grad: bool = True):
     return loss, grad
 
 
-def chunked_head_loss(hidden, labels, head, *, num_items_in_batch=None, chunk_tokens: int = CHUNK_TOKENS):
+def chunked_head_loss(hidden, labels, head, *, num_items_in_batch=None, chunk_tokens: int = 512):
     """The mean (or, with `num_items_in_batch`, the sum over that many items, as transformers' loss does under
     gradient accumulation) next-token cross-entropy of `head` on `hidden` (batch, seq, dim) against `labels`
     (batch, seq), shifted by one as causal LMs' labels are. Positions labelled -100 are skipped before the head."""
@@ -106,7 +110,7 @@ def supports_chunked_loss(model) -> bool:
     return getattr(config, "logits_scaling", 1.0) in (None, 1, 1.0)
 
 
-def causal_lm_loss(model, inputs: dict, num_items_in_batch=None, *, chunk_tokens: int = CHUNK_TOKENS):
+def causal_lm_loss(model, inputs: dict, num_items_in_batch=None, *, chunk_tokens: int | None = None):
     """Runs `model` (wrapped or not: the call goes through its wrappers, as DDP needs) on `inputs` without its own
     loss and with logits for the last position only, and returns the chunked loss on the decoder's output."""
     base = _causal_lm(model)
@@ -126,7 +130,7 @@ def causal_lm_loss(model, inputs: dict, num_items_in_batch=None, *, chunk_tokens
         labels,
         base.get_output_embeddings(),
         num_items_in_batch=num_items_in_batch,
-        chunk_tokens=chunk_tokens,
+        chunk_tokens=chunk_tokens or chunk_tokens_for(base.config.vocab_size),
     )
 
 
