@@ -9,6 +9,10 @@ peak memory and the ratio (bailong / plain; >= 1.0 means bailong is no slower).
     python scripts/bench_pretrain.py                       # a small Llama shape on the CPU, 4-bit NF4
     python scripts/bench_pretrain.py --quantization none
     python scripts/bench_pretrain.py --shape llama2-7b     # GPU: vocab 59,241, seq 2,048, batch 4, the paper preset
+    python scripts/bench_pretrain.py --shape llama2-7b --kernels liger   # bailong with Liger's fused kernels
+
+bailong's path runs as `bailong pretrain` does: `train.chunked_loss` on (`--full-logits` turns it off) and
+`train.kernels` from `--kernels` (default none); the plain loop is the same in every case.
 """
 
 from __future__ import annotations
@@ -120,7 +124,9 @@ class PlainLoop:
         self.times.append(time.perf_counter() - start)
 
 
-def run_bailong(model_dir: str, shape: dict, quantization: str, steps: int, between=None) -> list[float]:
+def run_bailong(
+    model_dir: str, shape: dict, quantization: str, steps: int, between=None, options: dict | None = None
+) -> list[float]:
     """bailong's path: the loading core, pretrain's adapter setup and the one Trainer-based training loop. `between`
     runs after each optimizer step and its time is not counted. Returns the seconds of each step after the first."""
     import datasets
@@ -137,6 +143,7 @@ def run_bailong(model_dir: str, shape: dict, quantization: str, steps: int, betw
     from bailong.data import TrainingData
     from bailong.loading.adapters import model_with_fresh_adapter
     from bailong.training.arguments import training_arguments
+    from bailong.training.kernels import apply_kernels, resolve_kernels
     from bailong.training.trainer import train_model
 
     class Clock(TrainerCallback):
@@ -177,6 +184,7 @@ def run_bailong(model_dir: str, shape: dict, quantization: str, steps: int, betw
         logging_steps=10**9,
         gradient_checkpointing=True,
         resume="never",
+        **(options or {}),
     )
     cfg = PretrainConfig.model_construct(
         model=ModelConfig(name_or_path=model_dir),
@@ -190,6 +198,7 @@ def run_bailong(model_dir: str, shape: dict, quantization: str, steps: int, betw
         model = model_with_fresh_adapter(
             cfg.model, cfg.quantization, cfg.lora, cfg.embeddings, None, cfg.train.gradient_checkpointing
         )
+        apply_kernels(model, resolve_kernels(train.kernels)[0])
         rows = [
             {"input_ids": ids.tolist(), "labels": ids.tolist()} for batch in blocks(shape, steps + 1) for ids in batch
         ]
@@ -199,25 +208,25 @@ def run_bailong(model_dir: str, shape: dict, quantization: str, steps: int, betw
     return clock.times
 
 
-def side_by_side(model_dir: str, shape: dict, quantization: str, steps: int) -> dict:
+def side_by_side(model_dir: str, shape: dict, quantization: str, steps: int, options: dict) -> dict:
     """Both paths in one process, a plain step beside each bailong step (before it, then after it, alternately), so
     that any change in the machine's speed hits both alike; tokens/s from each path's median step time."""
     plain = PlainLoop(model_dir, shape, quantization)
     plain.step()  # warm-up
     plain.times.clear()
-    bailong = run_bailong(model_dir, shape, quantization, steps, between=plain.step)
+    bailong = run_bailong(model_dir, shape, quantization, steps, between=plain.step, options=options)
     tokens = shape["batch"] * shape["seq"]
     return {"plain": tokens / statistics.median(plain.times), "bailong": tokens / statistics.median(bailong)}
 
 
-def peak_memory(path: str, model_dir: str, shape: dict, quantization: str) -> float:
+def peak_memory(path: str, model_dir: str, shape: dict, quantization: str, options: dict) -> float:
     """Peak memory of a few steps of one path alone in this process (MiB)."""
     if path == "plain":
         loop = PlainLoop(model_dir, shape, quantization)
         for _ in range(3):
             loop.step()
     else:
-        run_bailong(model_dir, shape, quantization, 2)
+        run_bailong(model_dir, shape, quantization, 2, options=options)
     return peak_mib()
 
 
@@ -226,12 +235,15 @@ def main() -> None:
     parser.add_argument("--shape", choices=sorted(SHAPES), default="cpu")
     parser.add_argument("--quantization", choices=["nf4", "none"], default="nf4")
     parser.add_argument("--steps", type=int, default=20, help="timed steps per path (after one warm-up step)")
+    parser.add_argument("--kernels", choices=["auto", "liger", "none"], default="none", help="bailong's train.kernels")
+    parser.add_argument("--full-logits", action="store_true", help="bailong with train.chunked_loss: false")
     parser.add_argument("--memory-of", choices=["plain", "bailong"], help=argparse.SUPPRESS)
     parser.add_argument("--model-dir", help=argparse.SUPPRESS)
     args = parser.parse_args()
     shape = SHAPES[args.shape]
+    options = {"kernels": args.kernels, "chunked_loss": not args.full_logits}
     if args.memory_of:
-        print(json.dumps(peak_memory(args.memory_of, args.model_dir, shape, args.quantization)))
+        print(json.dumps(peak_memory(args.memory_of, args.model_dir, shape, args.quantization, options)))
         return
 
     from transformers import LlamaConfig, LlamaForCausalLM
@@ -260,17 +272,21 @@ def main() -> None:
                 path,
                 "--model-dir",
                 tmp,
+                "--kernels",
+                args.kernels,
+                *(["--full-logits"] if args.full_logits else []),
             ]
             proc = subprocess.run(command, capture_output=True, text=True, check=False)
             if proc.returncode != 0:
                 sys.exit(f"{path} failed:\n{proc.stderr[-3000:]}")
             peak[path] = json.loads(proc.stdout.strip().splitlines()[-1])
-        speed = side_by_side(tmp, shape, args.quantization, args.steps)
+        speed = side_by_side(tmp, shape, args.quantization, args.steps, options)
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else f"CPU, {torch.get_num_threads()} threads"
     print(
         f"shape {args.shape} ({shape['num_hidden_layers']} layers, hidden {shape['hidden_size']}, vocab "
         f"{shape['vocab_size']}, batch {shape['batch']} x seq {shape['seq']}), LoRA r={shape['r']} on the seven "
-        f"projections + embed_tokens + lm_head, quantization {args.quantization}, gradient checkpointing; {device}; "
+        f"projections + embed_tokens + lm_head, quantization {args.quantization}, gradient checkpointing; bailong "
+        f"kernels {args.kernels}, {'full-logits' if args.full_logits else 'chunked'} loss; {device}; "
         f"{args.steps} interleaved steps per path, tokens/s from the median step time"
     )
     print(

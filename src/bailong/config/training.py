@@ -46,6 +46,12 @@ class TrainConfig(Section):
     precision: Literal["auto", "bfloat16", "float16", "float32"] = Field(
         "auto", description="mixed-precision training dtype; auto: bfloat16 where supported, else float32"
     )
+    chunked_loss: bool = Field(
+        True, description="the LM head's loss chunk by chunk over tokens, never the whole batch's logits"
+    )
+    kernels: Literal["auto", "liger", "none"] = Field(
+        "auto", description="fused RMSNorm/RoPE/SwiGLU kernels; auto: liger with CUDA and liger-kernel, else none"
+    )
     logging_steps: int = Field(10, gt=0)
     eval_steps: int | None = Field(None, gt=0, description="evaluate every N steps; default: save_steps")
     save_steps: int = Field(500, gt=0)

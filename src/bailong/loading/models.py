@@ -115,19 +115,50 @@ def load_model(
     if vocab_size is not None and vocab_size != model.get_input_embeddings().weight.shape[0]:
         model.resize_token_embeddings(vocab_size)
     if gradient_checkpointing is not None and quant is not None and quant.mode != "none":
-        from peft import prepare_model_for_kbit_training
-
-        model = prepare_model_for_kbit_training(
-            model,
-            use_gradient_checkpointing=gradient_checkpointing,
-            gradient_checkpointing_kwargs={"use_reentrant": False},
-        )
+        prepare_for_kbit_training(model, gradient_checkpointing)
     if model_cfg.adapter:
         from peft import PeftModel
 
         model = PeftModel.from_pretrained(model, model_cfg.adapter, is_trainable=trainable)
+        if trainable:
+            master_weights_in_fp32(model)
     elif lora is not None:
         model = attach_lora(model, lora)
+    return model
+
+
+def prepare_for_kbit_training(model, gradient_checkpointing: bool):
+    """peft's `prepare_model_for_kbit_training` without its upcast: that casts every weight that is not 4-bit
+    (embeddings, LM head, norms) to fp32, and an RMSNorm with an fp32 weight returns fp32, so most of the residual
+    stream would run in fp32 and the two vocabulary-sized matrices would take twice the memory. Frozen weights stay
+    in the compute dtype; what trains is made fp32 by `master_weights_in_fp32` once the adapter is attached."""
+    for param in model.parameters():
+        param.requires_grad_(False)
+    if gradient_checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        model.enable_input_require_grads()  # checkpointed blocks see an input that requires grad
+    return model
+
+
+def master_weights_in_fp32(model):
+    """Trainable weights in fp32 (the optimizer's master copies: a bf16 weight loses AdamW's small updates to
+    rounding), with the compute dtype kept around them. peft already makes LoRA matrices and new-row deltas fp32;
+    this covers fully trained copies (`modules_to_save`): the input embedding's output is cast back to the compute
+    dtype, so the residual stream stays in it, and the LM head reads its input in fp32 (its logits go to the loss)."""
+    import torch
+
+    low = (torch.bfloat16, torch.float16)
+    compute = next((p.dtype for p in model.parameters() if not p.requires_grad and p.is_floating_point()), None)
+    if compute not in low or not any(p.requires_grad and p.dtype in low for p in model.parameters()):
+        return model
+    for param in model.parameters():
+        if param.requires_grad and param.dtype in low:
+            param.data = param.data.float()
+    embeddings, head = model.get_input_embeddings(), model.get_output_embeddings()
+    if any(p.requires_grad and p.dtype == torch.float32 for p in embeddings.parameters()):
+        embeddings.register_forward_hook(lambda module, args, out: out.to(compute))
+    if head is not None and any(p.requires_grad and p.dtype == torch.float32 for p in head.parameters()):
+        head.register_forward_pre_hook(lambda module, args: (args[0].float(), *args[1:]))
     return model
 
 
@@ -163,4 +194,4 @@ def attach_lora(model: PreTrainedModel, lora: LoraConfig, **extra):
     config = PeftLoraConfig(
         r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout, task_type="CAUSAL_LM", **options
     )
-    return get_peft_model(model, config)
+    return master_weights_in_fp32(get_peft_model(model, config))

@@ -19,6 +19,7 @@ from bailong.errors import BailongError
 from bailong.loading import load_tokenizer, resolve_source
 from bailong.training.arguments import training_arguments
 from bailong.training.curves import plot_metrics
+from bailong.training.kernels import apply_kernels, resolve_kernels
 from bailong.training.trainer import ranks_in_sync, train_model
 
 # Keys that may differ when a run is resumed: how long to train and how to resume.
@@ -61,11 +62,13 @@ class TrainingRun:
     def __init__(self, cfg, overwrite: bool):
         self.cfg = cfg
         self.dir = Path(cfg.output_dir)
+        self.kernels, why = resolve_kernels(cfg.train.kernels)
         check_run_dir(self.dir, cfg, overwrite)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.tokenizer = load_tokenizer(
             cfg.model.tokenizer_source, revision=cfg.model.revision, trust_remote_code=cfg.model.trust_remote_code
         )
+        say(f"kernels: {self.kernels} ({why}); loss: {'chunked' if cfg.train.chunked_loss else 'full logits'}")
 
     def arguments(self, data: TrainingData, validation_wanted: bool, padded: bool = False):
         """Trainer's arguments (they set up the processes of a distributed run, so make them before the model)."""
@@ -78,6 +81,7 @@ class TrainingRun:
 
     def train(self, model, data: TrainingData, args, *, base_model: str, metadata: dict, collator=None) -> dict:
         """Trains `model` and finishes the run; returns the run metadata ({} on processes other than the first)."""
+        apply_kernels(model, self.kernels)
         trainable, total = model.get_nb_trainable_parameters()
         say(f"trainable parameters: {trainable:,} of {total:,} ({100 * trainable / total:.2f}%)")
         if is_main_process():
@@ -98,13 +102,15 @@ class TrainingRun:
         )
 
     def _finish(self, trainer, base_model: str, metadata: dict) -> dict:
+        # The adapter first: a failing check after the last step must not cost the trained weights.
+        if trainer.args.process_index == 0:
+            with atomic_output_dir(self.dir / ADAPTER_DIR, overwrite=True) as tmp:
+                trainer.model.save_pretrained(tmp, save_embedding_layers=False)
         in_sync = ranks_in_sync(trainer.model)
         if not in_sync:
             raise RuntimeError("the processes ended with different weights: the distributed run is out of sync")
         if trainer.args.process_index != 0:
             return {}
-        with atomic_output_dir(self.dir / ADAPTER_DIR, overwrite=True) as tmp:
-            trainer.model.save_pretrained(tmp, save_embedding_layers=False)
         plot_metrics(self.dir, self.dir / METRICS_PNG)
         base = resolve_source(base_model)
         metadata = {

@@ -15,6 +15,7 @@ from bailong.config.training import TrainConfig
 from bailong.console import say
 from bailong.data.training_set import TrainingData
 from bailong.training.checkpoints import mark_complete, resume_from
+from bailong.training.chunked_loss import causal_lm_loss, supports_chunked_loss
 
 EMBEDDING_NAMES = ("embed_tokens", "lm_head")
 
@@ -39,8 +40,11 @@ def optimizer_groups(model, weight_decay: float, decay_names: set[str], embeddin
 class BailongTrainer(Trainer):
     """Trainer with a separate learning rate for embedding parameters and token throughput in every log."""
 
-    def __init__(self, *args, embedding_lr: float | None = None, data: TrainingData, **kwargs):
+    def __init__(
+        self, *args, embedding_lr: float | None = None, data: TrainingData, chunked_loss: bool = False, **kwargs
+    ):
         super().__init__(*args, **kwargs)
+        self.chunked_loss = chunked_loss and supports_chunked_loss(self.accelerator.unwrap_model(self.model))
         self.embedding_lr = embedding_lr
         self.data = data
         self._clock: tuple[float, int] | None = None
@@ -53,6 +57,14 @@ class BailongTrainer(Trainer):
             cls, kwargs = Trainer.get_optimizer_cls_and_kwargs(self.args, opt_model)
             self.optimizer = cls(groups, **kwargs)
         return super().create_optimizer(model)
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        if not self.chunked_loss or "labels" not in inputs:
+            return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+        # Trainer treats a loss divided by num_items_in_batch as already scaled for gradient accumulation exactly
+        # when the model accepts loss kwargs, so the same condition decides the division here.
+        loss = causal_lm_loss(model, inputs, num_items_in_batch if self.model_accepts_loss_kwargs else None)
+        return (loss, {"loss": loss}) if return_outputs else loss
 
     def _save(self, output_dir: str | None = None, state_dict: dict | None = None) -> None:
         # peft stores whole embedding matrices whenever LoRA targets embed_tokens/lm_head ("auto"); the base already
@@ -134,6 +146,7 @@ def train_model(
         callbacks=[RunFiles(run_dir), *(callbacks or [])],
         embedding_lr=embedding_lr,
         data=data,
+        chunked_loss=train.chunked_loss,
     )
     checkpoint = resume_from(folder, train.resume, args.process_index == 0)
     if checkpoint:
@@ -150,16 +163,24 @@ def train_model(
     return trainer
 
 
+def weights_fingerprint(model) -> torch.Tensor:
+    """Sum and absolute sum of the trainable weights, in fp64, on the parameters' device (NCCL refuses CPU tensors)."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    device = params[0].device if params else torch.device("cpu")
+    total = torch.zeros(2, dtype=torch.float64, device=device)
+    for param in params:
+        weights = param.detach().to(device=device, dtype=torch.float64)
+        total += torch.stack([weights.sum(), weights.abs().sum()])
+    return total
+
+
 def ranks_in_sync(model) -> bool:
     """In a distributed run, whether every rank ended with the same trainable weights (True when not distributed)."""
     import torch.distributed as dist
 
     if not (dist.is_available() and dist.is_initialized()):
         return True
-    total = torch.zeros(1, dtype=torch.float64)
-    for param in model.parameters():
-        if param.requires_grad:
-            total += param.detach().double().sum().cpu() + param.detach().double().abs().sum().cpu()
+    total = weights_fingerprint(model)
     gathered = [torch.zeros_like(total) for _ in range(dist.get_world_size())]
     dist.all_gather(gathered, total)
     return all(torch.equal(g, gathered[0]) for g in gathered)
