@@ -1,6 +1,8 @@
 """Bad input found when the config loads: one line naming the file or key and the fix, exit 2, and nothing written
 (no model loads, no tokenizer trains)."""
 
+import os
+
 import pytest
 
 from helpers import DEMO_DATA, run_cli, write_config
@@ -165,3 +167,13 @@ def test_damaged_model_files_are_named_with_how_to_get_them_again(tiny_model, tm
     result = run_cli("chat", source)
     assert_one_line(result, message)
     assert fix in result.stderr
+
+
+@pytest.mark.skipif(os.access("/proc/sys", os.W_OK), reason="needs a folder this user cannot write to")
+def test_output_dir_in_a_folder_that_cannot_be_written(tmp_path):
+    """Refused when the config loads: before the tokenizer trains or a model loads (root can write almost anywhere,
+    so the test uses /proc/sys, which nobody can)."""
+    cfg = stage_config("extend-vocab", "/proc/sys/bailong-out")
+    cfg["model"] = {"tokenizer": "smollm2-135m-instruct"}
+    result = run_cli("extend-vocab", write_config(tmp_path / "c.yaml", cfg))
+    assert_one_line(result, "output_dir: /proc/sys is not writable; choose a folder you can write to")
