@@ -30,6 +30,7 @@ def smollm2():
     return ChatModel("smollm2-135m-instruct")
 
 
+@pytest.mark.slow
 def test_bpc_task_on_tc_wikipedia(smollm2):
     from bailong.evaluation.bpc import bits_per_character, run_bpc
 
@@ -44,6 +45,7 @@ def test_bpc_task_on_tc_wikipedia(smollm2):
     assert 2 < result["bits_per_char"] < 20 and result["perplexity"] > 1
 
 
+@pytest.mark.slow
 def test_choice_task_scores_easy_questions_and_real_tmmlu(smollm2, tmp_path):
     from bailong.evaluation.choice import run_choice
 

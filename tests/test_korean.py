@@ -156,6 +156,7 @@ def test_bl_korean_guarantees(bl_run, corpus):
     assert tokens_per_char(tok, held) < 0.6 * tokens_per_char(base, held)
 
 
+@pytest.mark.slow
 def test_zip_tie_step0_bits_per_char_on_korean_beat_random(bl_run, corpus, tmp_path):
     zip_tie, _ = bl_run
     random_init, _ = extend(
