@@ -11,12 +11,14 @@ from bailong.errors import BailongError
 @dataclass
 class GenerationSettings:
     """How replies are sampled; `temperature` 0 means greedy decoding. The defaults serve `bailong chat`,
-    `bailong serve` (for a request that leaves a value out) and eval's judge answers alike."""
+    `bailong serve` (for a request that leaves a value out) and eval's answers alike. No repetition penalty by
+    default, as the OpenAI API and FastChat's MT-bench answers have none (a judge served by bailong must be able to
+    repeat its `Rating: [[N]]` format)."""
 
     max_new_tokens: int = 512
     temperature: float = 0.7
     top_p: float = 0.9
-    repetition_penalty: float = 1.1
+    repetition_penalty: float = 1.0
     seed: int | None = None
 
 

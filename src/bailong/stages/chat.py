@@ -25,6 +25,9 @@ def run(
         _DEFAULTS.temperature
     ),
     top_p: Annotated[float, typer.Option("--top-p", min=0.0, max=1.0)] = _DEFAULTS.top_p,
+    repetition_penalty: Annotated[
+        float, typer.Option("--repetition-penalty", min=0.0, help="above 1 discourages repeats (small models loop)")
+    ] = _DEFAULTS.repetition_penalty,
     device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda, cuda:1, ...")] = "auto",
 ) -> int:
     """Chat with a model in the terminal (one user turn per line; also reads a pipe); /reset, /exit."""
@@ -32,7 +35,9 @@ def run(
 
     from bailong.inference import ChatModel, model_source
 
-    settings = GenerationSettings(max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p)
+    settings = GenerationSettings(
+        max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, repetition_penalty=repetition_penalty
+    )
     interactive = sys.stdin.isatty()
     bot = ChatModel(model_source(model), device=device)
     streamer = TextStreamer(bot.tokenizer, skip_prompt=True, skip_special_tokens=True)
