@@ -10,6 +10,7 @@ peak memory and the ratio (bailong / plain; >= 1.0 means bailong is no slower).
     python scripts/bench_pretrain.py --quantization none
     python scripts/bench_pretrain.py --shape llama2-7b     # GPU: vocab 59,241, seq 2,048, batch 4, the paper preset
     python scripts/bench_pretrain.py --shape llama2-7b --kernels liger   # bailong with Liger's fused kernels
+    python scripts/bench_pretrain.py --shape llama2-7b --embeddings full --model-dir runs/llama2-7b-random
 
 bailong's path runs as `bailong pretrain` does: `train.chunked_loss` on (`--full-logits` turns it off) and
 `train.kernels` from `--kernels` (default none); the plain loop is the same in every case.
@@ -20,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -54,6 +56,17 @@ SHAPES = {
     },
 }
 TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj", "embed_tokens", "lm_head"]
+BASE_VOCAB = {"cpu": 16000, "llama2-7b": 32000}  # rows above these are "new" for --embeddings new-rows
+
+
+def embedding_options(shape: dict, embeddings: str) -> dict:
+    """The plain loop's peft arguments for what trains of the embeddings, as bailong's `embeddings.train` sets them."""
+    if embeddings == "lora":
+        return {"target_modules": TARGETS}
+    if embeddings == "new-rows":
+        new = list(range(BASE_VOCAB[shape["name"]], shape["vocab_size"]))
+        return {"target_modules": TARGETS[:7], "trainable_token_indices": {"embed_tokens": new, "lm_head": new}}
+    return {"target_modules": TARGETS[:7], "modules_to_save": ["embed_tokens", "lm_head"]}
 
 
 def peak_mib() -> float:
@@ -76,7 +89,7 @@ def blocks(shape: dict, count: int, seed: int = 0):
 class PlainLoop:
     """The loop people write by hand: from_pretrained with bitsandbytes, peft, AdamW."""
 
-    def __init__(self, model_dir: str, shape: dict, quantization: str):
+    def __init__(self, model_dir: str, shape: dict, quantization: str, embeddings: str = "lora"):
         from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
         from transformers import AutoModelForCausalLM, BitsAndBytesConfig
 
@@ -103,7 +116,11 @@ class PlainLoop:
         self.model = get_peft_model(
             model,
             LoraConfig(
-                r=shape["r"], lora_alpha=2 * shape["r"], lora_dropout=0.0, target_modules=TARGETS, task_type="CAUSAL_LM"
+                r=shape["r"],
+                lora_alpha=2 * shape["r"],
+                lora_dropout=0.0,
+                task_type="CAUSAL_LM",
+                **embedding_options(shape, embeddings),
             ),
         )
         self.optimizer = torch.optim.AdamW([p for p in self.model.parameters() if p.requires_grad], lr=1e-4)
@@ -125,7 +142,13 @@ class PlainLoop:
 
 
 def run_bailong(
-    model_dir: str, shape: dict, quantization: str, steps: int, between=None, options: dict | None = None
+    model_dir: str,
+    shape: dict,
+    quantization: str,
+    steps: int,
+    between=None,
+    options: dict | None = None,
+    embeddings: str = "lora",
 ) -> list[float]:
     """bailong's path: the loading core, pretrain's adapter setup and the one Trainer-based training loop. `between`
     runs after each optimizer step and its time is not counted. Returns the seconds of each step after the first."""
@@ -190,13 +213,18 @@ def run_bailong(
         model=ModelConfig(name_or_path=model_dir),
         quantization=QuantizationConfig(mode=quantization),
         lora=LoraConfig(r=shape["r"], alpha=2 * shape["r"], dropout=0.0, target_modules=TARGETS[:7]),
-        embeddings=EmbeddingTrainingConfig(train="lora"),
+        embeddings=EmbeddingTrainingConfig(train=embeddings),
         train=train,
     )
     with tempfile.TemporaryDirectory() as tmp:
         args = training_arguments(train, Path(tmp), has_validation=False)
         model = model_with_fresh_adapter(
-            cfg.model, cfg.quantization, cfg.lora, cfg.embeddings, None, cfg.train.gradient_checkpointing
+            cfg.model,
+            cfg.quantization,
+            cfg.lora,
+            cfg.embeddings,
+            list(range(BASE_VOCAB[shape["name"]], shape["vocab_size"])),
+            cfg.train.gradient_checkpointing,
         )
         apply_kernels(model, resolve_kernels(train.kernels)[0])
         rows = [
@@ -208,26 +236,73 @@ def run_bailong(
     return clock.times
 
 
-def side_by_side(model_dir: str, shape: dict, quantization: str, steps: int, options: dict) -> dict:
+def side_by_side(model_dir: str, shape: dict, quantization: str, steps: int, options: dict, embeddings: str) -> dict:
     """Both paths in one process, a plain step beside each bailong step (before it, then after it, alternately), so
     that any change in the machine's speed hits both alike; tokens/s from each path's median step time."""
-    plain = PlainLoop(model_dir, shape, quantization)
+    plain = PlainLoop(model_dir, shape, quantization, embeddings)
     plain.step()  # warm-up
     plain.times.clear()
-    bailong = run_bailong(model_dir, shape, quantization, steps, between=plain.step, options=options)
+    bailong = run_bailong(
+        model_dir, shape, quantization, steps, between=plain.step, options=options, embeddings=embeddings
+    )
     tokens = shape["batch"] * shape["seq"]
     return {"plain": tokens / statistics.median(plain.times), "bailong": tokens / statistics.median(bailong)}
 
 
-def peak_memory(path: str, model_dir: str, shape: dict, quantization: str, options: dict) -> float:
+def peak_memory(path: str, model_dir: str, shape: dict, quantization: str, options: dict, embeddings: str) -> float:
     """Peak memory of a few steps of one path alone in this process (MiB)."""
     if path == "plain":
-        loop = PlainLoop(model_dir, shape, quantization)
+        loop = PlainLoop(model_dir, shape, quantization, embeddings)
         for _ in range(3):
             loop.step()
     else:
-        run_bailong(model_dir, shape, quantization, 2, options=options)
+        run_bailong(model_dir, shape, quantization, 2, options=options, embeddings=embeddings)
     return peak_mib()
+
+
+def make_random_model(shape: dict, model_dir: Path) -> None:
+    """A randomly initialized Llama of the shape, saved to `model_dir` unless one of the same shape is there. Made on
+    the GPU in bf16 where there is one (7B in fp32 on a CPU takes minutes and 27 GB), in fp32 on a CPU."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    config = LlamaConfig(
+        **{k: v for k, v in shape.items() if k not in ("seq", "batch", "r", "name")},
+        max_position_embeddings=max(4096, shape["seq"]),
+        tie_word_embeddings=False,
+    )
+    saved = model_dir / "config.json"
+    weights = [model_dir / "model.safetensors", model_dir / "model.safetensors.index.json"]
+    if saved.is_file() and any(path.is_file() for path in weights):
+        known = json.loads(saved.read_text())
+        if all(known.get(key) == value for key, value in config.to_diff_dict().items() if key in shape):
+            return
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    dtype = torch.bfloat16 if device == "cuda" else torch.float32
+    torch.manual_seed(0)
+    with torch.device(device):
+        model = LlamaForCausalLM(config).to(dtype)
+    partial = model_dir.with_name(model_dir.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    model.save_pretrained(partial)
+    del model
+    if device == "cuda":
+        torch.cuda.empty_cache()
+    shutil.rmtree(model_dir, ignore_errors=True)
+    partial.rename(model_dir)
+
+
+def measure(model_dir: str, shape: dict, args, options: dict) -> tuple[dict, dict]:
+    """Each path's peak memory alone in its own process, then both side by side in this one for tokens/s."""
+    peak = {}
+    for path in ("plain", "bailong"):
+        command = [sys.executable, __file__, "--shape", args.shape, "--quantization", args.quantization]
+        command += ["--memory-of", path, "--model-dir", model_dir, "--kernels", args.kernels]
+        command += ["--embeddings", args.embeddings] + (["--full-logits"] if args.full_logits else [])
+        proc = subprocess.run(command, capture_output=True, text=True, check=False)
+        if proc.returncode != 0:
+            sys.exit(f"{path} failed:\n{proc.stderr[-3000:]}")
+        peak[path] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return peak, side_by_side(model_dir, shape, args.quantization, args.steps, options, args.embeddings)
 
 
 def main() -> None:
@@ -236,57 +311,44 @@ def main() -> None:
     parser.add_argument("--quantization", choices=["nf4", "none"], default="nf4")
     parser.add_argument("--steps", type=int, default=20, help="timed steps per path (after one warm-up step)")
     parser.add_argument("--kernels", choices=["auto", "liger", "none"], default="none", help="bailong's train.kernels")
+    parser.add_argument(
+        "--embeddings",
+        choices=["lora", "new-rows", "full"],
+        default="lora",
+        help="what trains of embed_tokens and lm_head, in both paths (bailong's embeddings.train; new rows: those "
+        "above the base's 32,000 for llama2-7b, 16,000 for cpu)",
+    )
     parser.add_argument("--full-logits", action="store_true", help="bailong with train.chunked_loss: false")
     parser.add_argument("--memory-of", choices=["plain", "bailong"], help=argparse.SUPPRESS)
-    parser.add_argument("--model-dir", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--model-dir",
+        help="keep the random model of the shape here and reuse it on the next run (default: a temporary folder); "
+        "the llama2-7b one is 13 GB in bf16 and takes a minute to make",
+    )
     args = parser.parse_args()
-    shape = SHAPES[args.shape]
+    shape = {**SHAPES[args.shape], "name": args.shape}
     options = {"kernels": args.kernels, "chunked_loss": not args.full_logits}
     if args.memory_of:
-        print(json.dumps(peak_memory(args.memory_of, args.model_dir, shape, args.quantization, options)))
+        peak = peak_memory(args.memory_of, args.model_dir, shape, args.quantization, options, args.embeddings)
+        print(json.dumps(peak))
         return
-
-    from transformers import LlamaConfig, LlamaForCausalLM
 
     from bailong.console import format_table
 
-    with tempfile.TemporaryDirectory() as tmp:
-        config = LlamaConfig(
-            **{k: v for k, v in shape.items() if k not in ("seq", "batch", "r")},
-            max_position_embeddings=max(4096, shape["seq"]),
-            tie_word_embeddings=False,
-        )
-        torch.manual_seed(0)
-        LlamaForCausalLM(config).save_pretrained(tmp)
-        del config
-        peak = {}
-        for path in ("plain", "bailong"):  # each alone in a process, so that the peak is its own
-            command = [
-                sys.executable,
-                __file__,
-                "--shape",
-                args.shape,
-                "--quantization",
-                args.quantization,
-                "--memory-of",
-                path,
-                "--model-dir",
-                tmp,
-                "--kernels",
-                args.kernels,
-                *(["--full-logits"] if args.full_logits else []),
-            ]
-            proc = subprocess.run(command, capture_output=True, text=True, check=False)
-            if proc.returncode != 0:
-                sys.exit(f"{path} failed:\n{proc.stderr[-3000:]}")
-            peak[path] = json.loads(proc.stdout.strip().splitlines()[-1])
-        speed = side_by_side(tmp, shape, args.quantization, args.steps, options)
+    if args.model_dir:
+        model_dir = Path(args.model_dir)
+        make_random_model(shape, model_dir)
+        peak, speed = measure(str(model_dir), shape, args, options)
+    else:
+        with tempfile.TemporaryDirectory() as tmp:
+            make_random_model(shape, Path(tmp) / "model")
+            peak, speed = measure(str(Path(tmp) / "model"), shape, args, options)
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else f"CPU, {torch.get_num_threads()} threads"
     print(
         f"shape {args.shape} ({shape['num_hidden_layers']} layers, hidden {shape['hidden_size']}, vocab "
         f"{shape['vocab_size']}, batch {shape['batch']} x seq {shape['seq']}), LoRA r={shape['r']} on the seven "
-        f"projections + embed_tokens + lm_head, quantization {args.quantization}, gradient checkpointing; bailong "
-        f"kernels {args.kernels}, {'full-logits' if args.full_logits else 'chunked'} loss; {device}; "
+        f"projections, embeddings.train {args.embeddings}, quantization {args.quantization}, gradient checkpointing; "
+        f"bailong kernels {args.kernels}, {'full-logits' if args.full_logits else 'chunked'} loss; {device}; "
         f"{args.steps} interleaved steps per path, tokens/s from the median step time"
     )
     print(

@@ -56,3 +56,19 @@ def test_script_help(script):
     proc = subprocess.run([sys.executable, str(script), "--help"], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "usage:" in proc.stdout
+
+
+def test_gpu_check_keeps_to_its_budget():
+    """scripts/gpu_check.sh gives each step what is left of its budget at most, so the run cannot outlast it: with
+    no budget every step is skipped, the summary says so and the run fails."""
+    proc = subprocess.run(
+        ["bash", str(ROOT / "scripts" / "gpu_check.sh"), "--dry-run"],
+        env={"PATH": "/usr/bin:/bin", "PYTHON": sys.executable, "GPU_CHECK_BUDGET_S": "1"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    skipped = [line.split()[0] for line in proc.stdout.splitlines() if " SKIPPED " in line]
+    assert skipped == ["gpu-tests", "bench-none", "extend-vocab", "pretrain", "sft", "eval"], proc.stdout
+    assert "the 8s budget is spent" in proc.stdout
