@@ -6,6 +6,7 @@ import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
 from bailong.config import EmbeddingTrainingConfig, LoraConfig
+from bailong.inference.head_outputs import next_token_losses
 from bailong.loading.adapters import adapter_options, attach_lora
 from bailong.training.chunked_loss import causal_lm_loss, chunked_head_loss
 
@@ -128,3 +129,15 @@ def test_the_trainer_computes_its_loss_chunked_and_equal_to_the_plain_path(tmp_p
     loss = trainer.compute_loss(model, inputs, num_items_in_batch=torch.tensor(70))
     assert calls[0][:-1] == (3, 1)  # the model's own head ran on the last position only
     assert torch.allclose(loss, plain_loss(model, inputs, 70), rtol=1e-10)
+
+
+@pytest.mark.parametrize("mode", ["lora", "full"])
+def test_next_token_losses_chunk_by_chunk_equal_the_full_logits(mode):
+    """eval's bits per character scores windows through the chunked head: the same per-token losses as full logits."""
+    model = tiny_model(mode, tied=False).eval()
+    ids = batch()["input_ids"][:1]
+    with torch.no_grad():
+        full = torch.nn.functional.cross_entropy(model(input_ids=ids).logits[0, :-1], ids[0, 1:], reduction="none")
+    chunked = next_token_losses(model, ids, chunk_tokens=5)
+    assert chunked.shape == full.shape
+    assert torch.allclose(chunked, full.float(), atol=1e-6)

@@ -13,12 +13,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from bailong.inference.head_outputs import chunk_tokens_for, decoder_states, unwrap_causal_lm
+
 IGNORE_INDEX = -100
-CHUNK_LOGITS = 2**25  # logits a chunk: 128 MiB in fp32, 566 tokens of the paper's 59,241-row vocabulary
-
-
-def chunk_tokens_for(vocab_size: int) -> int:
-    return max(16, CHUNK_LOGITS // max(1, vocab_size))
 
 
 class ChunkedHeadLoss(torch.autograd.Function):
@@ -99,43 +96,16 @@ def chunked_head_loss(hidden, labels, head, *, num_items_in_batch=None, chunk_to
     return total / num_items_in_batch
 
 
-def supports_chunked_loss(model) -> bool:
-    """Whether the model's logits are its output embeddings applied to the decoder's last hidden state (no logit
-    soft-capping or scaling, which would need the full path)."""
-    config = getattr(model, "config", None)
-    if config is None or not hasattr(model, "get_decoder") or model.get_output_embeddings() is None:
-        return False
-    if getattr(config, "final_logit_softcapping", None) or getattr(config, "logit_scale", None) is not None:
-        return False
-    return getattr(config, "logits_scaling", 1.0) in (None, 1, 1.0)
-
-
 def causal_lm_loss(model, inputs: dict, num_items_in_batch=None, *, chunk_tokens: int | None = None):
     """Runs `model` (wrapped or not: the call goes through its wrappers, as DDP needs) on `inputs` without its own
     loss and with logits for the last position only, and returns the chunked loss on the decoder's output."""
-    base = _causal_lm(model)
-    captured = []
-
-    def keep_output(module, args, output):
-        captured.append(output[0] if isinstance(output, tuple) else output.last_hidden_state)
-
+    base = unwrap_causal_lm(model)
     labels = inputs["labels"]
-    handle = base.get_decoder().register_forward_hook(keep_output)
-    try:
-        model(**{k: v for k, v in inputs.items() if k != "labels"}, logits_to_keep=1, use_cache=False)
-    finally:
-        handle.remove()
+    states = decoder_states(model, **{k: v for k, v in inputs.items() if k != "labels"})
     return chunked_head_loss(
-        captured[-1],
+        states,
         labels,
         base.get_output_embeddings(),
         num_items_in_batch=num_items_in_batch,
         chunk_tokens=chunk_tokens or chunk_tokens_for(base.config.vocab_size),
     )
-
-
-def _causal_lm(model):
-    """The transformers model inside DDP/accelerate and peft wrappers."""
-    while hasattr(model, "module"):
-        model = model.module
-    return model.get_base_model() if hasattr(model, "get_base_model") else model

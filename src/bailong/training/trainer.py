@@ -14,8 +14,9 @@ from bailong.artifacts import METRICS_FILE, keep_metrics_until
 from bailong.config.training import TrainConfig
 from bailong.console import say
 from bailong.data.training_set import TrainingData
+from bailong.inference.head_outputs import supports_chunked_head
 from bailong.training.checkpoints import mark_complete, resume_from
-from bailong.training.chunked_loss import causal_lm_loss, supports_chunked_loss
+from bailong.training.chunked_loss import causal_lm_loss
 
 EMBEDDING_NAMES = ("embed_tokens", "lm_head")
 
@@ -44,7 +45,7 @@ class BailongTrainer(Trainer):
         self, *args, embedding_lr: float | None = None, data: TrainingData, chunked_loss: bool = False, **kwargs
     ):
         super().__init__(*args, **kwargs)
-        self.chunked_loss = chunked_loss and supports_chunked_loss(self.accelerator.unwrap_model(self.model))
+        self.chunked_loss = chunked_loss and supports_chunked_head(self.accelerator.unwrap_model(self.model))
         self.embedding_lr = embedding_lr
         self.data = data
         self._clock: tuple[float, int] | None = None
