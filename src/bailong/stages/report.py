@@ -12,6 +12,7 @@ def run(
         typer.Argument(
             help="eval, pretrain/sft or extend-vocab output folders, or a folder of them (e.g. runs/demo)",
             show_default=False,
+            metavar="DIR",
         ),
     ],
     out: Annotated[
