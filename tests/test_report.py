@@ -3,6 +3,7 @@ opened from disk in headless Chromium: its DOM after the page's own script ran, 
 
 import html
 import json
+import re
 import shutil
 import subprocess
 import threading
@@ -19,8 +20,8 @@ needs_chromium = pytest.mark.skipif(
 BENCH_IDS = (2, 9)  # a Chinese question that asks for English, and a reasoning question with a reference
 
 
-def chromium(page, profile, *args: str) -> subprocess.CompletedProcess:
-    """Headless Chromium on `page` (a file on disk), kept off the network."""
+def chromium(page, profile, *args: str, query: str = "") -> subprocess.CompletedProcess:
+    """Headless Chromium on `page` (a file on disk, `query` its query string), kept off the network."""
     command = [
         CHROMIUM,
         "--headless",
@@ -33,7 +34,7 @@ def chromium(page, profile, *args: str) -> subprocess.CompletedProcess:
         "--disable-sync",
         f"--user-data-dir={profile}",
         *args,
-        page.resolve().as_uri(),
+        page.resolve().as_uri() + query,
     ]
     result = subprocess.run(command, capture_output=True, text=True, timeout=180)
     assert result.returncode == 0, result.stderr[-2000:]
@@ -135,6 +136,17 @@ def test_eval_writes_a_report_that_chromium_shows(eval_run, tmp_path):
     # the page's script ran: the filter form is shown and counts what it shows
     assert '<form class="filters" data-section="section-1">' in dom
     assert f"{len(BENCH_IDS)} of {len(BENCH_IDS)} questions" in text
+    assert not re.search(r"<\w+ [^>]*hidden", dom[dom.index("<main>") :])  # every question and answer shown
+
+    # the filters, set from the query string as a linked view would: one category, one model
+    filtered = chromium(page, tmp_path / "profile", "--dump-dom", query="?category=reasoning&models=tiny").stdout
+    articles = re.findall(r'<article class="question" data-category="(\w+)"[^>]*?( hidden="")?>', filtered)
+    assert articles == [("writing", ' hidden=""'), ("reasoning", "")]
+    assert set(re.findall(r'<div class="answer" data-model="(\w+)"( hidden="")?>', filtered)) == {
+        ("smol", ' hidden=""'),
+        ("tiny", ""),
+    }
+    assert '<tr data-model="smol" hidden="">' in filtered and "1 of 2 questions" in filtered
 
     shot = tmp_path / "report.png"
     chromium(page, tmp_path / "profile", f"--screenshot={shot}", "--window-size=1280,2000")
@@ -233,8 +245,6 @@ def test_token_segments_cover_the_text_and_count_every_token():
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(tmp_path, case, expected):
-    import re
-
     (tmp_path / "empty" / "notes").mkdir(parents=True)
     (tmp_path / "results.json").write_text("{}")
     target = {"missing": tmp_path / "nope", "empty": tmp_path / "empty", "file": tmp_path / "results.json"}[case]
