@@ -88,7 +88,10 @@ def eval_section(folder: Path) -> dict:
         judgments[(record.get("model"), record.get("question_id"), record.get("turn"))] = record
     charts = [folder / CHART_FILE, folder / CATEGORY_CHART_FILE]
     charts += sorted(p for p in folder.glob("*.png") if p not in charts)
-    questions = _questions(folder, models, answers, judgments)
+    judged = not results or any(
+        d.get("type") == "judge" for r in results.values() for d in r.get("details", {}).values()
+    )
+    questions = _questions(folder, models, answers, judgments) if judged else []
     return {
         "kind": "eval",
         "title": f"eval: {folder.name}",

@@ -117,6 +117,8 @@ def write_html_report(out: Path, cfg: EvalConfig, benches: dict[int, list[dict]]
     questions = [{**q, "task": cfg.tasks[i].name or cfg.tasks[i].type} for i, bench in benches.items() for q in bench]
     if questions:
         write_jsonl(out / QUESTIONS_FILE, questions)
+    else:  # answers an earlier run left for resuming are not this run's
+        (out / QUESTIONS_FILE).unlink(missing_ok=True)
     write_html(out / REPORT_HTML_FILE, [eval_section(out)], title=f"bailong eval: {out.name}")
 
 
