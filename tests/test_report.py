@@ -105,7 +105,7 @@ def eval_run(tmp_path_factory):
 
 @pytest.mark.slow
 @needs_chromium
-def test_eval_writes_a_report_that_chromium_shows(eval_run, tmp_path):
+def test_eval_writes_a_report_that_chromium_shows(eval_run, tmp_path, monkeypatch):
     page = eval_run / "report.html"
     assert page.is_file()
     source = page.read_text(encoding="utf-8")
@@ -155,6 +155,10 @@ def test_eval_writes_a_report_that_chromium_shows(eval_run, tmp_path):
     # `bailong report` on the eval folder writes the same page; eval still takes the folder as its own
     assert run_cli("report", eval_run, "--out", tmp_path / "again.html").code == 0
     assert (tmp_path / "again.html").read_text(encoding="utf-8").count('<article class="question"') == len(BENCH_IDS)
+    monkeypatch.chdir(tmp_path)  # several folders: ./report.html, one section each with its own filters
+    assert run_cli("report", eval_run, eval_run).code == 0
+    twice = (tmp_path / "report.html").read_text(encoding="utf-8")
+    assert re.findall(r'<form class="filters" data-section="([\w-]+)"', twice) == ["section-1", "section-2"]
     from bailong.stages.evaluate import _check_output_dir
 
     _check_output_dir(eval_run, overwrite=False)
