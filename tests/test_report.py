@@ -32,6 +32,7 @@ def chromium(page, profile, *args: str, query: str = "") -> subprocess.Completed
         "--disable-background-networking",
         "--disable-component-update",
         "--disable-sync",
+        "--disable-dev-shm-usage",  # containers often have a small /dev/shm
         f"--user-data-dir={profile}",
         *args,
         page.resolve().as_uri() + query,
