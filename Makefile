@@ -23,6 +23,7 @@ demo: install
 	$(BIN)/bailong pretrain configs/demo/pretrain.yaml --overwrite
 	$(BIN)/bailong sft configs/demo/sft.yaml --overwrite
 	$(BIN)/bailong eval configs/demo/eval.yaml --overwrite
+	$(BIN)/bailong report runs/demo
 	printf '你好\nHello!\n' | $(BIN)/bailong chat runs/demo/sft --max-new-tokens 32 --temperature 0
 
 test: install

@@ -36,6 +36,9 @@ CHART_FILE = "results.png"
 CATEGORY_CHART_FILE = "judge_categories.png"
 ANSWERS_FILE = "answers.jsonl"
 JUDGMENTS_FILE = "judgments.jsonl"
+QUESTIONS_FILE = "questions.jsonl"  # the judge benches' questions and references, for the HTML report
+# eval and `bailong report`
+REPORT_HTML_FILE = "report.html"  # one self-contained page: tables, charts, answers side by side, curves
 
 
 def check_output_dir(path: Path, overwrite: bool, name: str = "output_dir") -> None:
@@ -71,6 +74,13 @@ def write_json(path: Path, data: object) -> None:
     """Writes `data` as indented JSON through a temporary file, so readers never see half a file."""
     tmp = path.parent / f".{path.name}.tmp"
     tmp.write_text(json.dumps(data, ensure_ascii=False, indent=2), encoding="utf-8")
+    tmp.replace(path)
+
+
+def write_jsonl(path: Path, rows: list[dict]) -> None:
+    """Writes JSON lines through a temporary file, so readers never see half a file."""
+    tmp = path.parent / f".{path.name}.tmp"
+    tmp.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows), encoding="utf-8")
     tmp.replace(path)
 
 

@@ -45,4 +45,9 @@ STAGES: dict[str, Stage] = {
         "Serve a model through an OpenAI-compatible API (GET /v1/models, POST /v1/chat/completions).",
         config=False,
     ),
+    "report": Stage(
+        "report",
+        "Write one self-contained report.html from eval outputs, training runs and extend-vocab outputs.",
+        config=False,
+    ),
 }

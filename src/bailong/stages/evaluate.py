@@ -14,7 +14,7 @@ import shutil
 import time
 from pathlib import Path
 
-from bailong.artifacts import CHART_FILE, RESULTS_FILE, TABLE_FILE
+from bailong.artifacts import CHART_FILE, QUESTIONS_FILE, REPORT_HTML_FILE, RESULTS_FILE, TABLE_FILE, write_jsonl
 from bailong.config import EvalConfig
 from bailong.console import say
 from bailong.errors import BailongError
@@ -103,10 +103,23 @@ def run(cfg: EvalConfig, overwrite: bool = False) -> dict:
             del bot
             gc.collect()
     table = write_report(out, results)
+    write_html_report(out, cfg, benches)
     say(table)
-    say(f"wrote {out / RESULTS_FILE}, {out / TABLE_FILE} and {out / CHART_FILE}")
+    say(f"wrote {out / RESULTS_FILE}, {out / TABLE_FILE}, {out / CHART_FILE} and {out / REPORT_HTML_FILE}")
     _check_failed_share(cfg, results, out)
     return results
+
+
+def write_html_report(out: Path, cfg: EvalConfig, benches: dict[int, list[dict]]) -> None:
+    """report.html, with the judge benches' questions (questions.jsonl) so that `bailong report` can show them."""
+    from bailong.evaluation.html_report import eval_section, write_html
+
+    questions = [{**q, "task": cfg.tasks[i].name or cfg.tasks[i].type} for i, bench in benches.items() for q in bench]
+    if questions:
+        write_jsonl(out / QUESTIONS_FILE, questions)
+    else:  # answers an earlier run left for resuming are not this run's
+        (out / QUESTIONS_FILE).unlink(missing_ok=True)
+    write_html(out / REPORT_HTML_FILE, [eval_section(out)], title=f"bailong eval: {out.name}")
 
 
 def _check_output_dir(out: Path, overwrite: bool) -> None:
@@ -116,11 +129,22 @@ def _check_output_dir(out: Path, overwrite: bool) -> None:
         CATEGORY_CHART_FILE,
         CHART_FILE,
         JUDGMENTS_FILE,
+        QUESTIONS_FILE,
+        REPORT_HTML_FILE,
         RESULTS_FILE,
         TABLE_FILE,
     )
 
-    own = {ANSWERS_FILE, JUDGMENTS_FILE, RESULTS_FILE, TABLE_FILE, CHART_FILE, CATEGORY_CHART_FILE}
+    own = {
+        ANSWERS_FILE,
+        JUDGMENTS_FILE,
+        RESULTS_FILE,
+        TABLE_FILE,
+        CHART_FILE,
+        CATEGORY_CHART_FILE,
+        QUESTIONS_FILE,
+        REPORT_HTML_FILE,
+    }
     foreign = (
         sorted(p.name for p in out.iterdir() if p.name not in own and not p.name.startswith("."))
         if out.is_dir() and not overwrite
