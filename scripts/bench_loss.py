@@ -61,11 +61,14 @@ class LiveTensorBytes(TorchDispatchMode):
             out = func(*tree_map(widen, args), **tree_map(widen, kwargs)).to(torch.bfloat16)
         else:
             out = func(*args, **kwargs)
+        inputs = {
+            a.untyped_storage().data_ptr() for a in tree_flatten((args, kwargs))[0] if isinstance(a, torch.Tensor)
+        }
         for tensor in tree_flatten(out)[0]:
             if isinstance(tensor, torch.Tensor) and tensor.device.type != "meta":
                 storage = tensor.untyped_storage()
                 key = storage.data_ptr()
-                if key and key not in self.seen:
+                if key and key not in self.seen and key not in inputs:  # not a view of, or in place on, an input
                     self.seen.add(key)
                     self.live += storage.nbytes()
                     self.peak = max(self.peak, self.live)
