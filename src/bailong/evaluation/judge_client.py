@@ -174,9 +174,7 @@ class JudgeClient:
             last = f"no answer within judge.timeout_s ({s.timeout_s:g} s)"
             raise JudgeError(f"judge request to {self.url} failed after {attempts}: {last}") from None
         except openai.APIConnectionError as err:
-            raise JudgeError(
-                f"judge request to {self.url} failed after {attempts}: {self._cause(err)}"
-            ) from None
+            raise JudgeError(f"judge request to {self.url} failed after {attempts}: {self._cause(err)}") from None
         return self._reply_text(response.http_response.content)
 
     def _reply_text(self, payload: bytes) -> str:
