@@ -212,6 +212,15 @@ def test_the_openai_client_lists_retrieves_and_completes(api):
     assert same.choices[0].message.content == reply.choices[0].message.content  # developer is read as system
 
 
+def test_a_hub_style_model_id_is_retrieved(api):
+    bot, _ = api
+    server, thread, base = start_in_thread(create_app(bot, "owner/tiny"))
+    try:
+        assert client(base).models.retrieve("owner/tiny").id == "owner/tiny"
+    finally:
+        stop(server, thread)
+
+
 def test_an_unknown_model_is_not_found(api):
     bot, base = api
     before = len(bot.generated)
@@ -292,6 +301,22 @@ def test_a_client_that_times_out_stops_its_generation(api):
     short = client(base).chat.completions.create(model=NAME, messages=HELLO, temperature=0, max_tokens=5)
     assert short.usage.completion_tokens <= 5
     assert bot.generated[-2] < LONG, f"the abandoned request generated {bot.generated[-2]} of {LONG} tokens"
+
+
+def test_the_judge_client_grades_through_bailong_serve(api):
+    """eval's judge (bailong's client over the openai one) against this server: the check passes, a prompt the
+    served model cannot hold is a clear failure, an unknown judge model is stopped by the check."""
+    from bailong.evaluation.judge_client import JudgeClient, JudgeError, JudgeSettings
+
+    _, base = api
+    settings = JudgeSettings(base_url=base, model=NAME, api_key_env=None, http_retries=0, timeout_s=60, max_tokens=4)
+    judge = JudgeClient(settings)
+    judge.check()
+    assert isinstance(judge.complete(HELLO), str)
+    with pytest.raises(JudgeError, match="HTTP 400: .*maximum context length is 512 tokens.*context_length_exceeded"):
+        judge.complete([{"role": "user", "content": "台北 " * 2000}])
+    with pytest.raises(JudgeError, match="does not serve model 'gpt-4o'"):
+        JudgeClient(JudgeSettings(**{**settings.__dict__, "model": "gpt-4o"})).check()
 
 
 def test_serve_defaults_to_localhost_and_names_the_folder(tmp_path):
