@@ -354,7 +354,7 @@ def test_cli_serves_a_run_folder_on_loopback(api, tmp_path):
                 time.sleep(0.5)
         assert proc.poll() is None, proc.stderr.read()
         assert status == 200 and json.loads(data)["data"][0]["id"] == "m"
-        reply = complete(base, temperature=0, max_tokens=4)
+        reply = complete(base, model="m", temperature=0, max_tokens=4)
         assert reply["choices"][0]["message"]["role"] == "assistant"
     finally:
         proc.terminate()
