@@ -7,6 +7,11 @@ request again. A server that stops the abandoned generation answers the second a
     python scripts/bench_serve_dropped_stream.py                          # embedded SmolLM2, 400-token story, 3 tries
     python scripts/bench_serve_dropped_stream.py --tries 1 --max-tokens 200
     python scripts/bench_serve_dropped_stream.py --src ../main/src        # another checkout's code, e.g. before a fix
+    python scripts/bench_serve_dropped_stream.py --src ../main/src --no-gc   # ... with its garbage collector off
+
+`--no-gc` turns off the server's automatic garbage collection: a server that relies on the collector to close an
+abandoned stream (a reference cycle keeps it alive) then finishes the whole abandoned story first, as a busy server
+whose collector runs late does.
 """
 
 from __future__ import annotations
@@ -57,6 +62,7 @@ def main() -> None:
     parser.add_argument("--short-tokens", type=int, default=5, help="length of the timed request")
     parser.add_argument("--tries", type=int, default=3)
     parser.add_argument("--src", help="run the server from this source folder (PYTHONPATH), e.g. an older checkout")
+    parser.add_argument("--no-gc", action="store_true", help="turn off the server's automatic garbage collection")
     args = parser.parse_args()
 
     import openai
@@ -66,7 +72,10 @@ def main() -> None:
     port, env = free_port(), dict(os.environ)
     if args.src:
         env["PYTHONPATH"] = os.path.abspath(args.src)
-    command = [sys.executable, "-m", "bailong", "serve", args.model, "--port", str(port), "--name", "served"]
+    launcher = ["-m", "bailong"]
+    if args.no_gc:
+        launcher = ["-c", "import gc; gc.disable(); from bailong.__main__ import main; main()"]
+    command = [sys.executable, *launcher, "serve", args.model, "--port", str(port), "--name", "served"]
     proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     client = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="unused", max_retries=0, timeout=600)
     rows = []
@@ -88,7 +97,8 @@ def main() -> None:
         proc.wait(timeout=60)
     print(
         f"{args.model}: a {args.short_tokens}-token request, alone and right after a client closed a "
-        f"{args.max_tokens}-token stream after {args.chunks} chunks (server code: {args.src or 'this checkout'})"
+        f"{args.max_tokens}-token stream after {args.chunks} chunks (server code: {args.src or 'this checkout'}"
+        f"{', garbage collector off' if args.no_gc else ''})"
     )
     print(format_table(["try", "alone (s)", "after a dropped stream (s)"], rows))
 
