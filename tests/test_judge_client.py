@@ -188,6 +188,13 @@ def test_requests_go_through_the_openai_client_with_its_timeout_and_retries(serv
     with pytest.raises(JudgeError, match="failed after 1 attempt: HTTP 503: busy"):
         JudgeClient(settings(once.url, http_retries=0)).complete(render({"key": "a"}))
     assert len(once.requests) == 1
+    limited = serve(lambda n, content: (429, "rate limit reached"))
+    with pytest.raises(JudgeError, match="HTTP 429: rate limit reached; lower judge.concurrency"):
+        JudgeClient(settings(limited.url, http_retries=0)).complete(render({"key": "a"}))
+    missing = serve(lambda n, content: (404, "The model `judge-model` does not exist"))
+    with pytest.raises(JudgeError, match="failed with HTTP 404: .* does not exist; check judge.base_url and .*model"):
+        JudgeClient(settings(missing.url)).complete(render({"key": "a"}))
+    assert len(missing.requests) == 1  # not retried
 
 
 def test_unparseable_replies_are_recorded_as_failed(serve, tmp_path):

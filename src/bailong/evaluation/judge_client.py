@@ -133,17 +133,23 @@ class JudgeClient:
         cause = err.__cause__ or err.__context__
         return self._redact(f"{type(err).__name__}: {cause or err}")
 
-    def _key_hint(self, status: int) -> str:
-        if status not in (401, 403):
-            return ""
-        name = self.settings.api_key_env
-        return f"; put a valid key in ${name}" if name else "; set judge.api_key_env to the variable holding the key"
+    def _hint(self, status: int) -> str:
+        """What to change for a status the judge keeps answering."""
+        if status in (401, 403):
+            name = self.settings.api_key_env
+            return (
+                f"; put a valid key in ${name}" if name else "; set judge.api_key_env to the variable holding the key"
+            )
+        if status == 404:
+            return "; check judge.base_url and that the judge serves judge.model"
+        if status == 429:
+            return "; lower judge.concurrency or raise judge.http_retries"
+        return ""
 
     def _refused(self, err: openai.APIStatusError, what: str) -> JudgeError:
         excerpt = self._redact(_excerpt(err.response.content))
         return JudgeError(
-            f"judge at {self.base} answered {what} with HTTP {err.status_code}: {excerpt}"
-            + self._key_hint(err.status_code)
+            f"judge at {self.base} answered {what} with HTTP {err.status_code}: {excerpt}" + self._hint(err.status_code)
         )
 
     def complete(self, messages: list[dict]) -> str:
@@ -164,11 +170,11 @@ class JudgeClient:
         except openai.APIStatusError as err:
             excerpt = self._redact(_excerpt(err.response.content))
             if err.status_code in _RETRIED or err.status_code >= 500:
-                last = f"HTTP {err.status_code}: {excerpt}"
+                last = f"HTTP {err.status_code}: {excerpt}{self._hint(err.status_code)}"
                 raise JudgeError(f"judge request to {self.url} failed after {attempts}: {last}") from None
             raise JudgeError(
                 f"judge request to {self.url} failed with HTTP {err.status_code}: {excerpt}"
-                + self._key_hint(err.status_code)
+                + self._hint(err.status_code)
             ) from None
         except openai.APITimeoutError:
             last = f"no answer within judge.timeout_s ({s.timeout_s:g} s)"
