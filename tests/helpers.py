@@ -45,8 +45,11 @@ def read_report(out: Path) -> dict:
     return json.loads((out / "extend_vocab_report.json").read_text(encoding="utf-8"))
 
 
-def tiny_llama(path: Path, tokenizer_source: str, *, vocab_size: int | None = None, tied: bool = False) -> Path:
-    """A tiny random Llama saved as an HF dir with the given base tokenizer beside it (sizes multiple of 32)."""
+def tiny_llama(
+    path: Path, tokenizer_source: str, *, vocab_size: int | None = None, tied: bool = False, context: int = 512
+) -> Path:
+    """A tiny random Llama saved as an HF dir with the given base tokenizer beside it (sizes multiple of 32);
+    `context` is its max_position_embeddings (what `bailong serve` lets a prompt and reply fill)."""
     import shutil
 
     import torch
@@ -62,7 +65,7 @@ def tiny_llama(path: Path, tokenizer_source: str, *, vocab_size: int | None = No
         num_hidden_layers=2,
         num_attention_heads=4,
         num_key_value_heads=2,
-        max_position_embeddings=512,
+        max_position_embeddings=context,
         tie_word_embeddings=tied,
         bos_token_id=tok.bos_token_id,
         eos_token_id=tok.eos_token_id,

@@ -223,6 +223,29 @@ def test_eval_task_paths_resolve_per_type(tmp_path):
     assert loaded.tasks[0].file == str(tmp_path / "q.jsonl")
 
 
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("judge.http_retries=-1", "judge.http_retries: got -1; input should be greater than or equal to 0"),
+        ("judge.http_retries=50", "judge.http_retries: got 50; input should be less than or equal to 20"),
+        ("judge.timeout_s=0", "judge.timeout_s: got 0; input should be greater than 0"),
+    ],
+)
+def test_judge_transport_settings_are_checked(tmp_path, override, message):
+    cfg = eval_config({"type": "bpc", "files": [str(DEMO_DATA / "tc_corpus.txt")]})
+    result = run_cli("eval", write_config(tmp_path / "e.yaml", cfg), "--set", override)
+    assert result.code == 2 and message in result.stderr, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_judge_transport_settings_load(tmp_path):
+    cfg = eval_config({"type": "bpc", "files": [str(DEMO_DATA / "tc_corpus.txt")]})
+    cfg["judge"] = {"http_retries": 0, "timeout_s": 2.5}
+    loaded = load_config("eval", write_config(tmp_path / "e.yaml", cfg))
+    assert (loaded.judge.http_retries, loaded.judge.timeout_s) == (0, 2.5)
+    assert load_config("eval", write_config(tmp_path / "d.yaml", eval_config(cfg["tasks"][0]))).judge.http_retries == 4
+
+
 def training_config(stage: str) -> dict:
     data = DEMO_DATA / ("tc_corpus.txt" if stage == "pretrain" else "sft_chat.jsonl")
     return {"model": {"name_or_path": "smollm2-135m-instruct"}, "data": {"files": [str(data)]}, "output_dir": "out"}

@@ -142,7 +142,7 @@ def eval_config(tmp_path, models, judge: dict, limit=4) -> dict:
 
 @pytest.mark.slow
 def test_judge_served_by_bailong_serve_fails_softly_and_rerun_resumes(tmp_path):
-    model = tiny_llama(tmp_path / "tiny", str(MISTRAL_V1))
+    model = tiny_llama(tmp_path / "tiny", str(MISTRAL_V1), context=4096)  # room for the judge prompts
     cfg = eval_config(
         tmp_path,
         [{"name": "tiny", "name_or_path": str(model)}],

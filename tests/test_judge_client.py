@@ -33,7 +33,8 @@ class _Handler(BaseHTTPRequestHandler):
         server: JudgeServer = self.server  # type: ignore[assignment]
         body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
         with server.lock:
-            server.requests.append({"path": self.path, "body": body, "headers": dict(self.headers)})
+            headers = {name.lower(): value for name, value in self.headers.items()}
+            server.requests.append({"path": self.path, "body": body, "headers": headers})
             number = len(server.requests)
         status, text, *extra = server.respond(number, body["messages"][-1]["content"])
         if isinstance(text, bytes):  # a raw body, e.g. not JSON
@@ -94,7 +95,7 @@ def serve(monkeypatch):
 
 
 def settings(url: str, **kwargs) -> JudgeSettings:
-    values = {"api_key_env": None, "backoff_s": 0.001, "timeout_s": 5.0, "max_retries": 2, "http_retries": 3}
+    values = {"api_key_env": None, "timeout_s": 5.0, "max_retries": 2, "http_retries": 3}
     return JudgeSettings(base_url=url, model="judge-model", **{**values, **kwargs})
 
 
@@ -144,7 +145,7 @@ def test_ratings_from_various_reply_forms(serve, tmp_path):
     assert len(seen) == 4 and server.requests[0]["path"] == "/v1/chat/completions"
     body = server.requests[0]["body"]
     assert (body["model"], body["temperature"], body["max_tokens"]) == ("judge-model", 0.0, 1024)
-    assert "Authorization" not in server.requests[0]["headers"]
+    assert "authorization" not in server.requests[0]["headers"]
 
 
 def test_server_errors_are_retried(serve, tmp_path):
@@ -175,6 +176,27 @@ def test_client_errors_fail_at_once_and_outages_are_recorded(serve, tmp_path):
         JudgeClient(settings(closed, http_retries=2)).complete(render({"key": "a"}))
 
 
+def test_requests_go_through_the_openai_client_with_its_timeout_and_retries(serve):
+    slow = serve(lambda n, content: (time.sleep(1.5), (200, "Rating: [[6]]"))[1])
+    with pytest.raises(JudgeError, match=r"failed after 2 attempts: no answer within judge.timeout_s \(0.3 s\)"):
+        JudgeClient(settings(slow.url, timeout_s=0.3, http_retries=1)).complete(render({"key": "a"}))
+    assert len(slow.requests) == 2
+    headers = [r["headers"] for r in slow.requests]
+    assert all(h["user-agent"].startswith("OpenAI/Python") for h in headers)
+    assert [h["x-stainless-retry-count"] for h in headers] == ["0", "1"]
+    once = serve(lambda n, content: (503, "busy"))
+    with pytest.raises(JudgeError, match="failed after 1 attempt: HTTP 503: busy"):
+        JudgeClient(settings(once.url, http_retries=0)).complete(render({"key": "a"}))
+    assert len(once.requests) == 1
+    limited = serve(lambda n, content: (429, "rate limit reached"))
+    with pytest.raises(JudgeError, match="HTTP 429: rate limit reached; lower judge.concurrency"):
+        JudgeClient(settings(limited.url, http_retries=0)).complete(render({"key": "a"}))
+    missing = serve(lambda n, content: (404, "The model `judge-model` does not exist"))
+    with pytest.raises(JudgeError, match="failed with HTTP 404: .* does not exist; check judge.base_url and .*model"):
+        JudgeClient(settings(missing.url)).complete(render({"key": "a"}))
+    assert len(missing.requests) == 1  # not retried
+
+
 def test_unparseable_replies_are_recorded_as_failed(serve, tmp_path):
     server = serve(lambda n, content: (200, "I would rather not give a number."))
     client = JudgeClient(settings(server.url, max_retries=2))
@@ -194,7 +216,7 @@ def test_api_key_is_sent_but_never_saved_or_shown(serve, tmp_path, monkeypatch):
     ok = serve(lambda n, content: (200, "Rating: [[5]]"))
     client = JudgeClient(settings(ok.url, api_key_env="BAILONG_TEST_JUDGE_KEY"))
     judge_all(client, jobs(2), tmp_path / "j.jsonl", render)
-    assert {r["headers"].get("Authorization") for r in ok.requests} == {f"Bearer {secret}"}
+    assert {r["headers"].get("authorization") for r in ok.requests} == {f"Bearer {secret}"}
     assert secret not in (tmp_path / "j.jsonl").read_text(encoding="utf-8")
     echo = serve(lambda n, content: (401, f"Incorrect API key provided: {secret}"))
     with pytest.raises(JudgeError, match="HTTP 401") as err:
@@ -206,7 +228,7 @@ def test_api_key_is_sent_but_never_saved_or_shown(serve, tmp_path, monkeypatch):
     assert secret not in (tmp_path / "k.jsonl").read_text(encoding="utf-8")
     monkeypatch.setenv("BAILONG_TEST_JUDGE_KEY", "")
     JudgeClient(settings(ok.url, api_key_env="BAILONG_TEST_JUDGE_KEY")).complete(render({"key": "a"}))
-    assert "Authorization" not in ok.requests[-1]["headers"]
+    assert "authorization" not in ok.requests[-1]["headers"]
 
 
 def test_interrupted_run_resumes_without_repeating(serve, tmp_path):

@@ -1,10 +1,14 @@
-"""`bailong serve`: the OpenAI-compatible API over real HTTP on 127.0.0.1 with a tiny random Llama (no mocks)."""
+"""`bailong serve`: the OpenAI-compatible API over real HTTP on 127.0.0.1 with a tiny random Llama (no mocks),
+talked to with urllib and with the official `openai` client."""
 
+import gc
 import inspect
 import json
+import time
 import urllib.error
 import urllib.request
 
+import openai
 import pytest
 
 from bailong.inference import ChatModel
@@ -18,10 +22,23 @@ NAME = "tiny-served"
 HELLO = [{"role": "system", "content": "你是助理。"}, {"role": "user", "content": "你好，請介紹台北。"}]
 
 
+class RecordingChatModel(ChatModel):
+    """The real model, noting how many tokens each generation made (to tell that a generation was stopped)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.generated: list[int] = []
+
+    def generate(self, ids, settings, streamer=None, stopping_criteria=None):
+        new = super().generate(ids, settings, streamer=streamer, stopping_criteria=stopping_criteria)
+        self.generated.append(len(new))
+        return new
+
+
 @pytest.fixture(scope="module")
 def api(tmp_path_factory):
     path = tiny_llama(tmp_path_factory.mktemp("serve") / "m", str(MISTRAL_V1))
-    bot = ChatModel(str(path), device="cpu")
+    bot = RecordingChatModel(str(path), device="cpu")
     server, thread, base = start_in_thread(create_app(bot, NAME))
     yield bot, base
     stop(server, thread)
@@ -116,7 +133,7 @@ def test_stream_matches_non_streaming(api):
         base,
         "/chat/completions",
         {
-            "model": "any",
+            "model": NAME,
             "messages": HELLO,
             "temperature": 0,
             "max_tokens": 10,
@@ -139,24 +156,32 @@ def test_stream_matches_non_streaming(api):
 
 
 @pytest.mark.parametrize(
-    "body, param",
+    "body, param, code",
     [
-        ({"model": NAME, "messages": []}, "messages"),
-        ({"model": NAME, "messages": [{"role": "wizard", "content": "hi"}]}, "messages[0].role"),
-        ({"model": NAME, "messages": [{"role": "user", "content": 3}]}, "messages[0].content"),
-        ({"model": NAME, "messages": [{"role": "user", "content": [{"type": "image_url"}]}]}, "messages[0].content"),
-        ({"model": NAME}, "messages"),
-        ({"model": NAME, "messages": HELLO, "temperature": 5}, "temperature"),
-        ({"model": NAME, "messages": HELLO, "max_tokens": 0}, "max_tokens"),
-        ({"model": NAME, "messages": HELLO, "stop": 7}, "stop"),
+        ({"model": NAME, "messages": []}, "messages", "empty_array"),
+        ({"model": NAME, "messages": [{"role": "wizard", "content": "hi"}]}, "messages[0].role", "invalid_value"),
+        ({"model": NAME, "messages": [{"role": "user", "content": 3}]}, "messages[0].content", "invalid_type"),
+        (
+            {"model": NAME, "messages": [{"role": "user", "content": [{"type": "image_url"}]}]},
+            "messages[0].content",
+            "invalid_type",
+        ),
+        ({"model": NAME}, "messages", "missing_required_parameter"),
+        ({"model": NAME, "messages": HELLO, "temperature": 5}, "temperature", "decimal_above_max_value"),
+        ({"model": NAME, "messages": HELLO, "max_tokens": 0}, "max_tokens", "integer_below_min_value"),
+        ({"model": NAME, "messages": HELLO, "n": 2}, "n", "integer_above_max_value"),
+        ({"model": NAME, "messages": HELLO, "stop": 7}, "stop", "invalid_type"),
+        ({"model": NAME, "messages": HELLO, "max_tokens": "many"}, "max_tokens", "invalid_type"),
     ],
 )
-def test_bad_requests_get_openai_errors(api, body, param):
-    _, base = api
+def test_bad_requests_get_openai_errors(api, body, param, code):
+    bot, base = api
+    before = len(bot.generated)
     status, data, _ = call(base, "/chat/completions", body)
     error = json.loads(data)["error"]
     assert status == 400 and error["type"] == "invalid_request_error"
-    assert error["param"] == param and error["code"] is None and error["message"]
+    assert (error["param"], error["code"]) == (param, code) and error["message"]
+    assert len(bot.generated) == before  # refused before any generation
 
 
 def test_broken_json_and_unknown_paths(api):
@@ -165,6 +190,135 @@ def test_broken_json_and_unknown_paths(api):
     assert status == 400 and json.loads(data)["error"]["type"] == "invalid_request_error"
     status, data, _ = call(base, "/nothing")
     assert status == 404 and "message" in json.loads(data)["error"]
+
+
+def client(base: str, **options) -> openai.OpenAI:
+    return openai.OpenAI(base_url=base, api_key="unused", max_retries=0, **options)
+
+
+def test_the_openai_client_lists_retrieves_and_completes(api):
+    _, base = api
+    judge = client(base)
+    assert [m.id for m in judge.models.list()] == [NAME]
+    card = judge.models.retrieve(NAME)
+    assert (card.id, card.object, card.owned_by) == (NAME, "model", "bailong")
+    reply = judge.chat.completions.create(model=NAME, messages=HELLO, temperature=0, max_tokens=6)
+    assert reply.object == "chat.completion" and reply.choices[0].message.role == "assistant"
+    assert reply.usage.completion_tokens <= 6 and reply.choices[0].finish_reason in ("stop", "length")
+    chunks = list(judge.chat.completions.create(model=NAME, messages=HELLO, temperature=0, max_tokens=6, stream=True))
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == reply.choices[0].message.content
+    developer = [{**HELLO[0], "role": "developer"}, HELLO[1]]
+    same = judge.chat.completions.create(model=NAME, messages=developer, temperature=0, max_tokens=6)
+    assert same.choices[0].message.content == reply.choices[0].message.content  # developer is read as system
+
+
+def test_a_hub_style_model_id_is_retrieved(api):
+    bot, _ = api
+    server, thread, base = start_in_thread(create_app(bot, "owner/tiny"))
+    try:
+        assert client(base).models.retrieve("owner/tiny").id == "owner/tiny"
+    finally:
+        stop(server, thread)
+
+
+def test_an_unknown_model_is_not_found(api):
+    bot, base = api
+    before = len(bot.generated)
+    judge = client(base)
+    for ask in (
+        lambda: judge.models.retrieve("gpt-4o"),
+        lambda: judge.chat.completions.create(model="gpt-4o", messages=HELLO, max_tokens=2),
+        lambda: judge.chat.completions.create(model="gpt-4o", messages=HELLO, max_tokens=2, stream=True),
+    ):
+        with pytest.raises(openai.NotFoundError) as err:
+            ask()
+        assert err.value.status_code == 404 and err.value.code == "model_not_found"
+        assert err.value.body["type"] == "invalid_request_error" and "gpt-4o" in err.value.body["message"]
+    assert len(bot.generated) == before
+
+
+def test_a_prompt_beyond_the_context_is_refused_before_generating(api):
+    bot, base = api
+    judge, context = client(base), bot.context_length()
+    assert context == 512  # tiny_llama's max_position_embeddings
+    ten = len(bot.prompt_ids([{"role": "user", "content": "台北 " * 10}])[0])
+    hundred = len(bot.prompt_ids([{"role": "user", "content": "台北 " * 100}])[0])
+    per_word = (hundred - ten) / 90
+    words = int(10 + (context - 20 - ten) / per_word)  # a prompt about 20 tokens short of the context
+    near = [{"role": "user", "content": "台北 " * words}]
+    prompt = len(bot.prompt_ids(near)[0])
+    assert context - 40 < prompt < context
+    before = len(bot.generated)
+    too_long = [{"role": "user", "content": "台北 " * (words * 2)}]
+    with pytest.raises(openai.BadRequestError) as err:
+        judge.chat.completions.create(model=NAME, messages=too_long, max_tokens=1)
+    assert (err.value.code, err.value.body["param"]) == ("context_length_exceeded", "messages")
+    assert f"maximum context length is {context} tokens" in err.value.body["message"]
+    with pytest.raises(openai.BadRequestError) as err:
+        judge.chat.completions.create(model=NAME, messages=near, max_tokens=100, stream=True)
+    assert (err.value.code, err.value.body["param"]) == ("context_length_exceeded", "max_tokens")
+    assert f"at most {context - prompt}" in err.value.body["message"]
+    assert len(bot.generated) == before  # refused before any generation
+    reply = judge.chat.completions.create(model=NAME, messages=near, temperature=0)  # no max_tokens: what fits
+    assert reply.usage.completion_tokens <= context - prompt and reply.usage.total_tokens <= context
+
+
+LONG = 200  # tokens of a generation the client abandons
+
+
+def test_a_dropped_stream_stops_its_generation_and_frees_the_model(api):
+    """A client that closes a stream after a few chunks: the generation stops there, and the next request is
+    answered at once instead of after the abandoned one would have finished."""
+    bot, base = api
+    judge = client(base)
+    story = {"model": NAME, "messages": HELLO, "temperature": 0, "max_tokens": LONG}
+    started = time.perf_counter()
+    whole = judge.chat.completions.create(**story)
+    whole_s = time.perf_counter() - started
+    assert whole.usage.completion_tokens == LONG  # without a client leaving, this prompt runs to the limit
+    gc.disable()  # the stop must not wait for the garbage collector to close the abandoned generator
+    try:
+        stream = judge.chat.completions.create(**story, stream=True)
+        for _, _chunk in zip(range(4), stream):
+            pass
+        stream.close()
+        started = time.perf_counter()
+        short = judge.chat.completions.create(model=NAME, messages=HELLO, temperature=0, max_tokens=5)
+        next_s = time.perf_counter() - started
+    finally:
+        gc.enable()
+    assert short.usage.completion_tokens <= 5
+    dropped = bot.generated[-2]
+    assert dropped < LONG / 2, f"the abandoned stream generated {dropped} of {LONG} tokens"
+    assert next_s < whole_s / 2, f"next request took {next_s:.2f} s; the whole generation {whole_s:.2f} s"
+
+
+def test_a_client_that_times_out_stops_its_generation(api):
+    bot, base = api
+    before = len(bot.generated)
+    impatient = client(base, timeout=0.3)
+    with pytest.raises(openai.APITimeoutError):
+        impatient.chat.completions.create(model=NAME, messages=HELLO, temperature=0, max_tokens=LONG)
+    short = client(base).chat.completions.create(model=NAME, messages=HELLO, temperature=0, max_tokens=5)
+    assert short.usage.completion_tokens <= 5
+    *abandoned, last = bot.generated[before:]  # none when the client left before its turn came
+    assert last <= 5 and all(n < LONG for n in abandoned), f"generated {bot.generated[before:]} of {LONG} tokens"
+
+
+def test_the_judge_client_grades_through_bailong_serve(api):
+    """eval's judge (bailong's client over the openai one) against this server: the check passes, a prompt the
+    served model cannot hold is a clear failure, an unknown judge model is stopped by the check."""
+    from bailong.evaluation.judge_client import JudgeClient, JudgeError, JudgeSettings
+
+    _, base = api
+    settings = JudgeSettings(base_url=base, model=NAME, api_key_env=None, http_retries=0, timeout_s=60, max_tokens=4)
+    judge = JudgeClient(settings)
+    judge.check()
+    assert isinstance(judge.complete(HELLO), str)
+    with pytest.raises(JudgeError, match="HTTP 400: .*maximum context length is 512 tokens.*context_length_exceeded"):
+        judge.complete([{"role": "user", "content": "台北 " * 2000}])
+    with pytest.raises(JudgeError, match="does not serve model 'gpt-4o'"):
+        JudgeClient(JudgeSettings(**{**settings.__dict__, "model": "gpt-4o"})).check()
 
 
 def test_serve_defaults_to_localhost_and_names_the_folder(tmp_path):
@@ -202,7 +356,7 @@ def test_cli_serves_a_run_folder_on_loopback(api, tmp_path):
                 time.sleep(0.5)
         assert proc.poll() is None, proc.stderr.read()
         assert status == 200 and json.loads(data)["data"][0]["id"] == "m"
-        reply = complete(base, temperature=0, max_tokens=4)
+        reply = complete(base, model="m", temperature=0, max_tokens=4)
         assert reply["choices"][0]["message"]["role"] == "assistant"
     finally:
         proc.terminate()

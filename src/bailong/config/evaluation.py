@@ -128,8 +128,14 @@ class JudgeConfig(Section):
     api_key_env: str | None = Field("OPENAI_API_KEY", description="environment variable holding the API key")
     serve: Source | None = Field(None, description="start this model on loopback as the judge (demos and tests)")
     concurrency: int = Field(4, gt=0)
-    max_retries: int = Field(3, ge=0, description="re-asks when a reply has no parseable rating")
-    timeout_s: float = Field(120, gt=0)
+    max_retries: int = Field(3, ge=0, le=20, description="re-asks when a reply has no parseable rating")
+    http_retries: int = Field(
+        4,
+        ge=0,
+        le=20,
+        description="the openai client's max_retries: connection errors, timeouts, 408/409/429 and 5xx, with backoff",
+    )
+    timeout_s: float = Field(120, gt=0, le=3600, description="the openai client's timeout: seconds per request")
     max_tokens: int = Field(1024, gt=0, description="length limit of a judgment")
     templates: ExistingFile | None = Field(None, description="a YAML/JSON file overriding the grading prompts")
 

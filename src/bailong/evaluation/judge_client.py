@@ -1,29 +1,32 @@
-"""An OpenAI-compatible chat-completions judge client (standard library only) and a resumable judging loop.
+"""The judge: chat completions through the official `openai` client, and a resumable judging loop.
 
-`judge_all` appends one JSON line per judged job to judgments.jsonl as soon as it arrives (flushed and fsynced), so
-an interrupted run loses nothing and a rerun skips every key already recorded. The API key is read from the
-environment variable named by `JudgeSettings.api_key_env` at request time; it is never logged, saved or put in an
-error message.
+The `openai` client does the transport: retries of connection errors, timeouts, 408/409/429 and 5xx with exponential
+backoff (honouring Retry-After), up to `http_retries` times. bailong keeps the rest: the preflight `check`, the
+rating parse, the re-asks of a reply without a rating and the resumable judgments file. `judge_all` appends one JSON
+line per judged job as soon as it arrives (flushed and fsynced), so an interrupted run loses nothing and a rerun skips
+every key already recorded. The API key is read from the environment variable named by `JudgeSettings.api_key_env`
+when the client is made; it is never logged, saved or put in an error message.
 """
 
 from __future__ import annotations
 
-import http.client
 import json
 import os
 import re
 import threading
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bailong.errors import BailongError
 
+if TYPE_CHECKING:
+    import openai
+
 _EXCERPT = 300  # characters of a server's error body quoted in a JudgeError
+_RETRIED = (408, 409, 429)  # and 5xx: the statuses the openai client retries
 
 
 class JudgeError(BailongError):
@@ -32,8 +35,9 @@ class JudgeError(BailongError):
 
 @dataclass
 class JudgeSettings:
-    """Where the judge is and how to call it. `max_retries` re-asks when a reply has no rating; `http_retries`
-    retries HTTP 429/5xx, connection errors and timeouts, sleeping backoff_s * 2**attempt in between."""
+    """Where the judge is and how to call it. `max_retries` re-asks when a reply has no rating; `http_retries` is the
+    openai client's `max_retries` (connection errors, timeouts, 408/409/429 and 5xx, with its backoff);
+    `timeout_s` its `timeout` per request."""
 
     base_url: str
     model: str
@@ -42,22 +46,38 @@ class JudgeSettings:
     max_retries: int = 3
     http_retries: int = 4
     timeout_s: float = 120
-    backoff_s: float = 1.0
     temperature: float = 0.0
     max_tokens: int = 1024
     key_required: bool = False  # the config names api_key_env explicitly: an unset variable is an error
 
 
 class JudgeClient:
-    """Calls `{base_url}/chat/completions`; safe to share between threads."""
+    """Calls `{base_url}/chat/completions` through one `openai.OpenAI` client; safe to share between threads."""
 
     def __init__(self, settings: JudgeSettings):
         if not settings.base_url.startswith(("http://", "https://")):
             raise JudgeError(f"judge base_url must start with http:// or https://, got {settings.base_url!r}")
         if settings.concurrency < 1:
             raise JudgeError(f"judge concurrency must be at least 1, got {settings.concurrency}")
+        if settings.http_retries < 0 or settings.timeout_s <= 0:
+            raise JudgeError(
+                f"judge http_retries must be >= 0 and timeout_s > 0, got {settings.http_retries}, {settings.timeout_s}"
+            )
         self.settings = settings
-        self.url = settings.base_url.rstrip("/") + "/chat/completions"
+        self.base = settings.base_url.rstrip("/")
+        self.url = self.base + "/chat/completions"
+        self._client = self._openai()
+
+    def _openai(self) -> openai.OpenAI:
+        import openai
+
+        key, s = self._key(), self.settings
+        # No key: no Authorization header at all (a local judge), which the client allows only when a request omits
+        # it explicitly.
+        self._headers = {} if key else {"Authorization": openai.Omit()}
+        return openai.OpenAI(
+            base_url=self.base, api_key=key or "unused", max_retries=s.http_retries, timeout=s.timeout_s
+        )
 
     def _key(self) -> str | None:
         name = self.settings.api_key_env
@@ -71,25 +91,23 @@ class JudgeClient:
         """Stops (JudgeError) before any work when the judge cannot judge: the key variable unset where one is
         required, an endpoint that cannot be reached or answers an error, a model it does not serve, a one-token
         request that gets no chat completion back."""
-        s, base = self.settings, self.settings.base_url.rstrip("/")
+        import openai
+
+        s = self.settings
         if s.key_required and not self._key():
             raise JudgeError(
                 f"judge.api_key_env names {s.api_key_env}, which is not set; export {s.api_key_env}=<key>, "
                 "or set judge.api_key_env: null for a judge that needs no key"
             )
-        headers = {"Accept": "application/json", **self._auth()}
+        listing = self._client.with_options(max_retries=0, timeout=min(s.timeout_s, 30))
         try:
-            with urllib.request.urlopen(
-                urllib.request.Request(base + "/models", headers=headers), timeout=min(s.timeout_s, 30)
-            ) as response:
-                payload = response.read()
-        except urllib.error.HTTPError as err:
-            if err.code not in (404, 405, 501):  # an endpoint without /models is checked by the request below
+            payload = listing.models.with_raw_response.list(extra_headers=self._headers).http_response.content
+        except openai.APIStatusError as err:
+            if err.status_code not in (404, 405, 501):  # an endpoint without /models is checked by the request below
                 raise self._refused(err, "GET /models") from None
-        except (urllib.error.URLError, TimeoutError, ConnectionError, http.client.HTTPException) as err:
-            reason = getattr(err, "reason", None) or err
+        except openai.APIConnectionError as err:
             raise JudgeError(
-                f"judge at {base} cannot be reached ({self._redact(str(reason))}); check judge.base_url and that "
+                f"judge at {self.base} cannot be reached ({self._cause(err)}); check judge.base_url and that "
                 "the server is running"
             ) from None
         else:
@@ -97,60 +115,73 @@ class JudgeClient:
                 served = [m["id"] for m in json.loads(payload)["data"]]
             except (ValueError, KeyError, TypeError):
                 raise JudgeError(
-                    f"judge at {base} sent an unexpected response to GET /models: {self._redact(_excerpt(payload))}"
+                    f"judge at {self.base} sent an unexpected response to GET /models: "
+                    f"{self._redact(_excerpt(payload))}"
                 ) from None
             if s.model not in served:
                 raise JudgeError(
-                    f"judge at {base} does not serve model {s.model!r} (it serves: {', '.join(served[:10])}); "
+                    f"judge at {self.base} does not serve model {s.model!r} (it serves: {', '.join(served[:10])}); "
                     "set judge.model"
                 )
-        probe = JudgeClient(JudgeSettings(**{**s.__dict__, "http_retries": 1, "max_tokens": 1}))
+        probe = JudgeClient(JudgeSettings(**{**s.__dict__, "http_retries": min(s.http_retries, 1), "max_tokens": 1}))
         try:
             probe.complete([{"role": "user", "content": "Reply with OK."}])
         except JudgeError as err:
             raise JudgeError(f"judge check failed: {err}") from None
 
-    def _auth(self) -> dict:
-        key = self._key()
-        return {"Authorization": f"Bearer {key}"} if key else {}
+    def _cause(self, err: Exception) -> str:
+        cause = err.__cause__ or err.__context__
+        return self._redact(f"{type(err).__name__}: {cause or err}")
 
-    def _refused(self, err: urllib.error.HTTPError, what: str) -> JudgeError:
-        excerpt = self._redact(_excerpt(err.read() if err.fp else b""))
-        hint = ""
-        if err.code in (401, 403):
+    def _hint(self, status: int) -> str:
+        """What to change for a status the judge keeps answering."""
+        if status in (401, 403):
             name = self.settings.api_key_env
-            hint = (
+            return (
                 f"; put a valid key in ${name}" if name else "; set judge.api_key_env to the variable holding the key"
             )
-        return JudgeError(f"judge at {self.settings.base_url} answered {what} with HTTP {err.code}: {excerpt}{hint}")
+        if status == 404:
+            return "; check judge.base_url and that the judge serves judge.model"
+        if status == 429:
+            return "; lower judge.concurrency or raise judge.http_retries"
+        return ""
+
+    def _refused(self, err: openai.APIStatusError, what: str) -> JudgeError:
+        excerpt = self._redact(_excerpt(err.response.content))
+        return JudgeError(
+            f"judge at {self.base} answered {what} with HTTP {err.status_code}: {excerpt}" + self._hint(err.status_code)
+        )
 
     def complete(self, messages: list[dict]) -> str:
-        """The judge's reply text to `messages`; raises JudgeError once out of retries or on a non-429 4xx."""
+        """The judge's reply text to `messages`; raises JudgeError once the client is out of retries, or at once on
+        a 4xx it does not retry (a bad request, a refused key, an unknown model)."""
+        import openai
+
         s = self.settings
-        body = json.dumps(
-            {"model": s.model, "messages": messages, "temperature": s.temperature, "max_tokens": s.max_tokens}
-        ).encode("utf-8")
-        headers = {"Content-Type": "application/json", "Accept": "application/json", **self._auth()}
-        last = ""
-        for attempt in range(s.http_retries + 1):
-            wait = s.backoff_s * 2**attempt
-            request = urllib.request.Request(self.url, data=body, headers=headers, method="POST")
-            try:
-                with urllib.request.urlopen(request, timeout=s.timeout_s) as response:
-                    payload = response.read()
-                return self._reply_text(payload)
-            except urllib.error.HTTPError as err:
-                excerpt = self._redact(_excerpt(err.read() if err.fp else b""))
-                last = f"HTTP {err.code}: {excerpt}"
-                if err.code != 429 and err.code < 500:
-                    raise JudgeError(f"judge request to {self.url} failed with HTTP {err.code}: {excerpt}") from None
-                wait = max(wait, min(_retry_after(err.headers.get("Retry-After")), 60.0))
-            except (urllib.error.URLError, TimeoutError, ConnectionError, http.client.HTTPException) as err:
-                reason = getattr(err, "reason", None) or err
-                last = self._redact(f"{type(err).__name__}: {reason}")
-            if attempt < s.http_retries:
-                time.sleep(wait)
-        raise JudgeError(f"judge request to {self.url} failed after {s.http_retries + 1} attempts: {last}")
+        attempts = f"{s.http_retries + 1} attempt{'s' if s.http_retries else ''}"
+        try:
+            response = self._client.chat.completions.with_raw_response.create(
+                model=s.model,
+                messages=messages,
+                temperature=s.temperature,
+                max_tokens=s.max_tokens,
+                extra_headers=self._headers,
+            )
+        except openai.APIStatusError as err:
+            excerpt = self._redact(_excerpt(err.response.content))
+            if err.status_code in _RETRIED or err.status_code >= 500:
+                last = f"HTTP {err.status_code}: {excerpt}{self._hint(err.status_code)}"
+                raise JudgeError(f"judge request to {self.url} failed after {attempts}: {last}") from None
+            raise JudgeError(
+                f"judge request to {self.url} failed with HTTP {err.status_code}: {excerpt}"
+                + self._hint(err.status_code)
+            ) from None
+        except openai.APITimeoutError:
+            last = f"no answer within judge.timeout_s ({s.timeout_s:g} s)"
+            raise JudgeError(f"judge request to {self.url} failed after {attempts}: {last}") from None
+        except openai.APIConnectionError as err:
+            raise JudgeError(f"judge request to {self.url} failed after {attempts}: {self._cause(err)}") from None
+        return self._reply_text(response.http_response.content)
 
     def _reply_text(self, payload: bytes) -> str:
         try:
@@ -166,13 +197,6 @@ class JudgeClient:
 def _excerpt(payload: bytes) -> str:
     text = payload.decode("utf-8", errors="replace").strip().replace("\n", " ")
     return text if len(text) <= _EXCERPT else text[:_EXCERPT] + "..."
-
-
-def _retry_after(value: str | None) -> float:
-    try:
-        return max(float(value), 0.0) if value else 0.0
-    except ValueError:
-        return 0.0
 
 
 _NUMBER = r"(\d+(?:\.\d+)?)"

@@ -60,6 +60,15 @@ class ChatModel:
         extra = getattr(getattr(self.model, "generation_config", None), "eos_token_id", None)
         return sorted({self.tokenizer.eos_token_id, *(extra if isinstance(extra, list) else [extra])} - {None})
 
+    def context_length(self) -> int | None:
+        """The most tokens the model attends to (prompt and reply together), from its config; None if it says none."""
+        config = getattr(self.model, "config", None)
+        for name in ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length"):
+            value = getattr(config, name, None)
+            if isinstance(value, int) and value > 0:
+                return value
+        return None
+
     def generate(self, ids, settings: GenerationSettings, streamer=None, stopping_criteria=None) -> list[int]:
         """The new token ids after the prompt `ids`."""
         import torch

@@ -2,7 +2,9 @@
 
 Any OpenAI client can talk to a stage's output: set its base URL to `http://127.0.0.1:8000/v1`. One model is shared,
 so generations run one at a time. A value a request leaves out takes `GenerationSettings`' default (the same as
-`bailong chat`); temperature 0 means greedy decoding. `repetition_penalty` is a vLLM-style extension.
+`bailong chat`); temperature 0 means greedy decoding. `repetition_penalty` is a vLLM-style extension. A client that
+goes away (a dropped stream, a timed-out request) stops its generation at the next token, so the model is free for the
+next request at once.
 """
 
 from __future__ import annotations
@@ -15,12 +17,24 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from pydantic import BaseModel, ConfigDict, Field
+from starlette.requests import Request  # at module level: FastAPI resolves the endpoint's annotations from here
 
 from bailong.errors import BailongError
 from bailong.inference.chat_model import GenerationSettings
+from bailong.inference.openai_protocol import (
+    ApiError,
+    ChatRequest,
+    check_messages,
+    check_stops,
+    completion_budget,
+    cut,
+    error_body,
+    model_not_found,
+    shown,
+    validation_error,
+)
 
 if TYPE_CHECKING:
     import fastapi
@@ -28,44 +42,7 @@ if TYPE_CHECKING:
 
     from bailong.inference.chat_model import ChatModel
 
-ROLES = ("system", "user", "assistant")
-
-
-class ChatRequest(BaseModel):
-    """The body of POST /v1/chat/completions; fields OpenAI has and this server does not use are ignored."""
-
-    model_config = ConfigDict(extra="ignore")
-
-    model: str | None = None
-    messages: list[dict[str, Any]]
-    temperature: float | None = Field(None, ge=0, le=2)  # None (or absent): GenerationSettings' default
-    top_p: float | None = Field(None, gt=0, le=1)
-    max_tokens: int | None = Field(None, ge=1)
-    max_completion_tokens: int | None = Field(None, ge=1)  # OpenAI's newer name; wins over max_tokens
-    stream: bool | None = False
-    stream_options: dict[str, Any] | None = None
-    stop: Any = None
-    seed: int | None = None
-    n: int | None = Field(None, ge=1, le=1)
-    repetition_penalty: float | None = Field(None, gt=0)
-
-    def settings(self) -> GenerationSettings:
-        given = {
-            "max_new_tokens": self.max_completion_tokens or self.max_tokens,
-            "temperature": self.temperature,
-            "top_p": self.top_p,
-            "repetition_penalty": self.repetition_penalty,
-            "seed": self.seed,
-        }
-        return GenerationSettings(**{k: v for k, v in given.items() if v is not None})
-
-
-class ApiError(Exception):
-    """A request the client must fix: answered 400 in OpenAI's error shape."""
-
-    def __init__(self, message: str, param: str | None = None):
-        super().__init__(message)
-        self.param = param
+_DISCONNECT_POLL_S = 0.1  # how often a non-streaming request checks that its client is still there
 
 
 @dataclass
@@ -84,60 +61,18 @@ class _Result:
         }
 
 
-def _error_body(message: str, param: str | None = None, kind: str = "invalid_request_error") -> dict:
-    return {"error": {"message": message, "type": kind, "param": param, "code": None}}
-
-
-def _messages(raw: list[dict[str, Any]]) -> list[dict[str, str]]:
-    """Checks the conversation; text-part lists become plain strings."""
-    if not raw:
-        raise ApiError("messages: must hold at least one message", "messages")
-    out = []
-    for i, message in enumerate(raw):
-        role, content, at = message.get("role"), message.get("content"), f"messages[{i}]"
-        if role not in ROLES:
-            raise ApiError(f"{at}.role: {role!r} is not one of {', '.join(ROLES)}", f"{at}.role")
-        if isinstance(content, list) and all(
-            isinstance(p, dict) and p.get("type") == "text" and isinstance(p.get("text"), str) for p in content
-        ):
-            content = "".join(p["text"] for p in content)
-        if not isinstance(content, str):
-            raise ApiError(f"{at}.content: must be a string or a list of text parts", f"{at}.content")
-        out.append({"role": role, "content": content})
-    return out
-
-
-def _stops(stop: Any) -> list[str]:
-    stops = [] if stop is None else [stop] if isinstance(stop, str) else stop
-    if not isinstance(stops, list) or not all(isinstance(s, str) for s in stops):
-        raise ApiError("stop: must be a string or a list of strings", "stop")
-    return [s for s in stops if s]
-
-
-def _cut(text: str, stops: list[str]) -> str:
-    """The text before the first stop string."""
-    hits = [i for i in (text.find(s) for s in stops) if i >= 0]
-    return text[: min(hits)] if hits else text
-
-
-def _shown(text: str, stops: list[str]) -> str:
-    """The part of a reply still being generated that is final: no partial stop string or trailing whitespace."""
-    cut = _cut(text, stops)
-    if len(cut) == len(text):
-        held = max((k for s in stops for k in range(1, len(s)) if text.endswith(s[:k])), default=0)
-        cut = text[: len(text) - held]
-    return cut.strip()
-
-
-def _generate(bot: ChatModel, ids, req: ChatRequest, stops: list[str], streamer=None, cancel=None) -> _Result:
-    """One completion; the caller holds the generation lock."""
+def _generate(
+    bot: ChatModel, ids, settings: GenerationSettings, stops: list[str], streamer=None, cancel=None
+) -> _Result:
+    """One completion; the caller holds the generation lock. `cancel` set (the client went away) stops it at the next
+    token."""
     import torch
     from transformers import StoppingCriteria, StoppingCriteriaList
 
     prompt_len, eos = ids.shape[1], bot.eos_ids()
     hit = threading.Event()
 
-    class Stop(StoppingCriteria):  # at a stop string, or when a streaming client went away
+    class Stop(StoppingCriteria):  # at a stop string, or when the client went away
         def __call__(self, input_ids, scores, **kwargs):
             text = bot.tokenizer.decode(input_ids[0, prompt_len:], skip_special_tokens=True) if stops else ""
             if any(s in text for s in stops):
@@ -145,42 +80,37 @@ def _generate(bot: ChatModel, ids, req: ChatRequest, stops: list[str], streamer=
             done = hit.is_set() or (cancel is not None and cancel.is_set())
             return torch.full((input_ids.shape[0],), done, dtype=torch.bool, device=input_ids.device)
 
-    settings = req.settings()
     new = bot.generate(ids, settings, streamer=streamer, stopping_criteria=StoppingCriteriaList([Stop()]))
     raw = bot.tokenizer.decode(new, skip_special_tokens=True)
     length = len(new) >= settings.max_new_tokens and not hit.is_set() and (not new or new[-1] not in eos)
-    return _Result(_cut(raw, stops).strip(), prompt_len, len(new), "length" if length else "stop")
+    return _Result(cut(raw, stops).strip(), prompt_len, len(new), "length" if length else "stop")
 
 
 def create_app(bot: ChatModel, model_name: str) -> fastapi.FastAPI:
     """The OpenAI-compatible API app over a loaded model."""
+    import anyio
     from fastapi import FastAPI
     from fastapi.exceptions import RequestValidationError
-    from fastapi.responses import JSONResponse, StreamingResponse
+    from fastapi.responses import JSONResponse
     from starlette.exceptions import HTTPException
 
     app = FastAPI(title=f"bailong serve: {model_name}")
     lock = threading.Lock()
     created = int(time.time())
+    card = {"id": model_name, "object": "model", "created": created, "owned_by": "bailong"}
 
     @app.exception_handler(ApiError)
     def _api_error(request, exc: ApiError):
-        return JSONResponse(_error_body(str(exc), exc.param), status_code=400)
+        return JSONResponse(exc.body(), status_code=exc.status)
 
     @app.exception_handler(RequestValidationError)
     def _invalid(request, exc: RequestValidationError):
-        err = exc.errors()[0]
-        loc = [p for p in err.get("loc", ()) if p != "body"]
-        if err.get("type") == "json_invalid":
-            return JSONResponse(_error_body(f"the body is not valid JSON: {err.get('msg')}"), status_code=400)
-        param = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".") or None
-        message = f"{param}: {err.get('msg')}" if param else str(err.get("msg"))
-        return JSONResponse(_error_body(message, param), status_code=400)
+        return _api_error(request, validation_error(exc.errors()[0]))
 
     @app.exception_handler(HTTPException)
     def _http(request, exc: HTTPException):
         kind = "invalid_request_error" if exc.status_code < 500 else "server_error"
-        return JSONResponse(_error_body(str(exc.detail), kind=kind), status_code=exc.status_code)
+        return JSONResponse(error_body(str(exc.detail), kind=kind), status_code=exc.status_code)
 
     @app.get("/health")
     def health() -> dict:
@@ -188,28 +118,53 @@ def create_app(bot: ChatModel, model_name: str) -> fastapi.FastAPI:
 
     @app.get("/v1/models")
     def models() -> dict:
-        return {
-            "object": "list",
-            "data": [{"id": model_name, "object": "model", "created": created, "owned_by": "bailong"}],
-        }
+        return {"object": "list", "data": [card]}
 
-    @app.post("/v1/chat/completions")
-    def completions(req: ChatRequest):
-        messages, stops = _messages(req.messages), _stops(req.stop)
+    @app.get("/v1/models/{model_id:path}")
+    def model(model_id: str) -> dict:
+        if model_id != model_name:
+            raise model_not_found(model_id, model_name)
+        return card
+
+    def prepare(req: ChatRequest) -> tuple:
+        """The prompt ids and the generation settings, or an ApiError before any generation."""
+        if req.model is not None and req.model != model_name:
+            raise model_not_found(req.model, model_name)
+        messages, stops = check_messages(req.messages), check_stops(req.stop)
         with lock:
             try:
                 ids = bot.prompt_ids(messages)
             except Exception as exc:  # noqa: BLE001 - a template that rejects this conversation
-                raise ApiError(f"messages: the chat template cannot render them: {exc}", "messages") from None
+                raise ApiError(
+                    f"messages: the chat template cannot render them: {exc}", "messages", "invalid_value"
+                ) from None
+        budget = completion_budget(req, ids.shape[1], bot.context_length())
+        return ids, req.settings(budget), stops
+
+    @app.post("/v1/chat/completions")
+    async def completions(req: ChatRequest, request: Request):
+        ids, settings, stops = await anyio.to_thread.run_sync(prepare, req)
         head = {"id": f"chatcmpl-{uuid.uuid4().hex}", "created": int(time.time()), "model": model_name}
+        cancel = threading.Event()
         if req.stream:
-            return StreamingResponse(
-                _events(bot, lock, ids, req, stops, head),
-                media_type="text/event-stream",
-                headers={"Cache-Control": "no-cache"},
-            )
-        with lock:
-            result = _generate(bot, ids, req, stops)
+            events = _events(bot, lock, ids, settings, stops, head, cancel, (req.stream_options or {}))
+            return _stream_response(events, cancel)
+
+        def work() -> _Result | None:
+            with lock:
+                return None if cancel.is_set() else _generate(bot, ids, settings, stops, cancel=cancel)
+
+        async def watch() -> None:  # a client that went away (e.g. timed out) frees the model
+            while not await request.is_disconnected():
+                await anyio.sleep(_DISCONNECT_POLL_S)
+            cancel.set()
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(watch)
+            result = await anyio.to_thread.run_sync(work)
+            group.cancel_scope.cancel()
+        if result is None:  # nobody is listening
+            return JSONResponse(error_body("the client went away", kind="server_error"), status_code=499)
         return {
             **head,
             "object": "chat.completion",
@@ -226,17 +181,44 @@ def create_app(bot: ChatModel, model_name: str) -> fastapi.FastAPI:
     return app
 
 
-def _events(bot: ChatModel, lock: threading.Lock, ids, req: ChatRequest, stops: list[str], head: dict) -> Iterator[str]:
+def _stream_response(events: Iterator[str], cancel: threading.Event):
+    """A server-sent-events response that sets `cancel` as soon as it ends for any reason: starlette stops sending
+    when the client disconnects, and the generator's own cleanup would wait for the garbage collector."""
+    from starlette.responses import StreamingResponse
+
+    class CancellingStream(StreamingResponse):
+        async def __call__(self, scope, receive, send) -> None:
+            try:
+                await super().__call__(scope, receive, send)
+            finally:
+                cancel.set()
+
+    return CancellingStream(events, media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+
+
+def _events(
+    bot: ChatModel,
+    lock: threading.Lock,
+    ids,
+    settings: GenerationSettings,
+    stops: list[str],
+    head: dict,
+    cancel: threading.Event,
+    options: dict,
+) -> Iterator[str]:
     """Server-sent events of chat.completion.chunk objects; generation runs in a background thread."""
     from transformers import TextIteratorStreamer
 
     streamer = TextIteratorStreamer(bot.tokenizer, skip_prompt=True, skip_special_tokens=True)
-    cancel, box = threading.Event(), {}
+    box = {}
 
     def work() -> None:
         try:
             with lock:
-                box["result"] = _generate(bot, ids, req, stops, streamer, cancel)
+                if cancel.is_set():  # the client left while waiting for the model
+                    streamer.end()
+                    return
+                box["result"] = _generate(bot, ids, settings, stops, streamer, cancel)
         except Exception as exc:  # noqa: BLE001 - reported to the client as an error event
             box["error"] = exc
             streamer.end()
@@ -253,23 +235,23 @@ def _events(bot: ChatModel, lock: threading.Lock, ids, req: ChatRequest, stops: 
         raw, sent = "", ""
         for piece in streamer:
             raw += piece
-            shown = _shown(raw, stops)
-            if len(shown) > len(sent) and shown.startswith(sent):
-                yield event({"content": shown[len(sent) :]})
-                sent = shown
+            final = shown(raw, stops)
+            if len(final) > len(sent) and final.startswith(sent):
+                yield event({"content": final[len(sent) :]})
+                sent = final
         thread.join()
         if "error" in box:
-            yield f"data: {json.dumps(_error_body(str(box['error']), kind='server_error'))}\n\n"
-        else:
+            yield f"data: {json.dumps(error_body(str(box['error']), kind='server_error'))}\n\n"
+        elif "result" in box:
             result = box["result"]
             if len(result.text) > len(sent) and result.text.startswith(sent):
                 yield event({"content": result.text[len(sent) :]})
             yield event({}, result.finish_reason)
-            if (req.stream_options or {}).get("include_usage"):
+            if options.get("include_usage"):
                 yield event(None, usage=result.usage)
         yield "data: [DONE]\n\n"
     finally:
-        cancel.set()  # a client that went away stops the generation
+        cancel.set()
 
 
 def start_in_thread(

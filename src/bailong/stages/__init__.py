@@ -42,7 +42,7 @@ STAGES: dict[str, Stage] = {
     ),
     "serve": Stage(
         "serve",
-        "Serve a model through an OpenAI-compatible API (GET /v1/models, POST /v1/chat/completions).",
+        "Serve a model through an OpenAI-compatible API (GET /v1/models[/ID], POST /v1/chat/completions).",
         config=False,
     ),
     "report": Stage(

@@ -63,6 +63,7 @@ def run(cfg: EvalConfig, overwrite: bool = False) -> dict:
                     api_key_env=cfg.judge.api_key_env,
                     concurrency=cfg.judge.concurrency,
                     max_retries=cfg.judge.max_retries,
+                    http_retries=cfg.judge.http_retries,
                     timeout_s=cfg.judge.timeout_s,
                     max_tokens=cfg.judge.max_tokens,
                     key_required="api_key_env" in cfg.judge.model_fields_set and not cfg.judge.serve,

@@ -14,7 +14,7 @@ def run(
     name: Annotated[str | None, typer.Option("--name", help="the model id clients see; default: its name")] = None,
     device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda, cuda:1, ...")] = "auto",
 ) -> None:
-    """Serve a model through an OpenAI-compatible API (GET /v1/models, POST /v1/chat/completions)."""
+    """Serve a model through an OpenAI-compatible API (GET /v1/models[/ID], POST /v1/chat/completions)."""
     from bailong.inference import ChatModel, model_source
     from bailong.inference.openai_api import create_app, reserve_port, serve_on, served_name
 
