@@ -7,7 +7,6 @@ each letter as the answer.
 
 from __future__ import annotations
 
-import copy
 import inspect
 import string
 from collections import defaultdict
@@ -79,71 +78,63 @@ def encode_pairs(tokenizer, pairs: list[tuple[str, str]]) -> list[tuple[tuple[in
 
 @torch.no_grad()
 def log_likelihoods(model, tokenizer, pairs: list[tuple[str, str]], batch_size: int) -> list[float]:
-    """Sum of log-probabilities of each continuation given its context. A context is run once for all the
-    continuations that share it: single tokens (letters) are read from its last logits, longer ones run from its
-    KV cache."""
+    """Sum of log-probabilities of each continuation given its context. Each context runs once for all the
+    continuations that share it, `batch_size` contexts per forward: a continuation's first token (a letter's only
+    one) is read from the context's last logits, the rest of all the batch's continuations run together from the
+    contexts' KV cache."""
     encoded = encode_pairs(tokenizer, pairs)
     sharing: dict[tuple[int, ...], list[int]] = defaultdict(list)
     for n, (context, continuation) in enumerate(encoded):
         if continuation:  # an empty continuation has log-likelihood 0
             sharing[context].append(n)
-    scores = [0.0] * len(pairs)
-    single = [c for c, members in sharing.items() if all(len(encoded[n][1]) == 1 for n in members)]
-    longer = [c for c in sharing if any(len(encoded[n][1]) > 1 for n in sharing[c])]
-    single.sort(key=len, reverse=True)  # similar lengths batch together: less padding
+    contexts = sorted(sharing, key=len, reverse=True)  # similar lengths batch together: less padding
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    for i in range(0, len(single), batch_size):
-        batch = single[i : i + batch_size]
-        for context, logprobs in zip(batch, _last_logprobs(model, batch, pad)):
-            for n in sharing[context]:
-                scores[n] = logprobs[encoded[n][1][0]].item()
-    for context in longer:
-        members = sharing[context]
-        continuations = [encoded[n][1] for n in members]
-        for n, score in zip(members, _continuations_from_cache(model, context, continuations, pad, batch_size)):
-            scores[n] = score
+    scores = [0.0] * len(pairs)
+    for i in range(0, len(contexts), batch_size):
+        batch = contexts[i : i + batch_size]
+        continuations = [[encoded[n][1] for n in sharing[context]] for context in batch]
+        for context, row in zip(batch, _score_batch(model, batch, continuations, pad)):
+            for n, score in zip(sharing[context], row):
+                scores[n] = score
     return scores
 
 
-def _last_logprobs(model, contexts: list[tuple[int, ...]], pad: int) -> torch.Tensor:
-    """The next-token log-probabilities after each context (right-padded into one batch)."""
+def _score_batch(model, contexts: list[tuple[int, ...]], continuations: list[list[list[int]]], pad: int):
+    """For each context (right-padded into one batch), the log-likelihoods of its continuations."""
     device = next(model.parameters()).device
     width = max(len(c) for c in contexts)
     ids = torch.tensor([list(c) + [pad] * (width - len(c)) for c in contexts], device=device)
     mask = torch.tensor([[1] * len(c) + [0] * (width - len(c)) for c in contexts], device=device)
-    lasts = torch.tensor([len(c) - 1 for c in contexts], device=device)
     # Only the positions some row ends at go through the LM head (the full vocabulary at every position is the bulk).
-    keep, row_keep = torch.unique(lasts, return_inverse=True)
-    logits = model(input_ids=ids, attention_mask=mask, logits_to_keep=keep).logits
-    return torch.log_softmax(logits[torch.arange(len(contexts), device=device), row_keep].float(), dim=-1)
-
-
-def _continuations_from_cache(
-    model, context: tuple[int, ...], continuations: list[list[int]], pad: int, batch_size: int
-) -> list[float]:
-    """Sum of log-probabilities of each continuation after one context: the context runs once, its KV cache is
-    repeated over a batch of continuations, which run together (right-padded) from it."""
-    device = next(model.parameters()).device
+    keep, row_keep = torch.unique(torch.tensor([len(c) - 1 for c in contexts], device=device), return_inverse=True)
+    longer = [(row, k) for row, tails in enumerate(continuations) for k, tail in enumerate(tails) if len(tail) > 1]
+    out = model(input_ids=ids, attention_mask=mask, logits_to_keep=keep, use_cache=bool(longer))
+    first = torch.log_softmax(out.logits[torch.arange(len(contexts), device=device), row_keep].float(), dim=-1)
+    scores = [[first[row, tail[0]].item() for tail in tails] for row, tails in enumerate(continuations)]
+    if not longer:
+        return scores
+    # Each longer continuation gets its context's cache row; its tokens but the last go in after the context's
+    # padding, at the positions right after the context's own tokens (the mask hides the padding between).
     keyword = _cache_keyword(model)
-    out = model(input_ids=torch.tensor([list(context)], device=device), use_cache=True, logits_to_keep=1)
-    first = torch.log_softmax(out.logits[0, -1].float(), dim=-1)
-    scores = [first[c[0]].item() for c in continuations]
-    for i in range(0, len(continuations), batch_size):
-        batch = continuations[i : i + batch_size]
-        width = max(len(c) for c in batch) - 1
-        if width == 0:
-            continue
-        cache = copy.deepcopy(getattr(out, keyword))  # repeating a cache works in place; the next batch needs it whole
-        cache.batch_repeat_interleave(len(batch))
-        # Input: each continuation but its last token; targets: each but its first (scored from the context above).
-        ids = torch.tensor([c[:-1] + [pad] * (width - len(c) + 1) for c in batch], device=device)
-        mask = [[1] * (len(context) + len(c) - 1) + [0] * (width - len(c) + 1) for c in batch]
-        mask = torch.tensor(mask, device=device)
-        logits = model(input_ids=ids, attention_mask=mask, use_cache=True, **{keyword: cache}).logits
-        logprobs = torch.log_softmax(logits.float(), dim=-1)
-        for row, c in enumerate(batch):
-            targets = torch.tensor(c[1:], device=device)[:, None]
-            scores[i + row] += logprobs[row, : len(c) - 1].gather(1, targets).sum().item()
+    cache = getattr(out, keyword)
+    rows = torch.tensor([row for row, _ in longer], device=device)
+    cache.batch_select_indices(rows)
+    tails = [continuations[row][k] for row, k in longer]
+    span = max(len(t) for t in tails) - 1
+    tail_ids = torch.tensor([t[:-1] + [pad] * (span - len(t) + 1) for t in tails], device=device)
+    tail_mask = torch.tensor([[1] * (len(t) - 1) + [0] * (span - len(t) + 1) for t in tails], device=device)
+    positions = torch.tensor([[len(contexts[row]) + j for j in range(span)] for row, _ in longer], device=device)
+    logits = model(
+        input_ids=tail_ids,
+        attention_mask=torch.cat([mask[rows], tail_mask], dim=1),
+        position_ids=positions,
+        use_cache=True,
+        **{keyword: cache},
+    ).logits
+    logprobs = torch.log_softmax(logits.float(), dim=-1)
+    for i, ((row, k), tail) in enumerate(zip(longer, tails)):
+        targets = torch.tensor(tail[1:], device=device)[:, None]
+        scores[row][k] += logprobs[i, : len(tail) - 1].gather(1, targets).sum().item()
     return scores
 
 
