@@ -97,7 +97,7 @@ class ChoiceTask(TaskBase):
     scoring: Literal["text", "letter"] = Field(
         "text", description="log-likelihood of the choice text, or of its letter after a lettered prompt"
     )
-    batch_size: int = Field(8, gt=0)
+    batch_size: int = Field(8, gt=0, description="questions per forward (each with all its choices)")
 
     @model_validator(mode="after")
     def _shots_need_examples(self) -> ChoiceTask:
@@ -126,7 +126,7 @@ class LmEvalTask(TaskBase):
     tasks: list[str] = Field(min_length=1, description="lm-eval task or group names")
     num_fewshot: int | None = Field(None, ge=0, description="examples before each question; default: each task's own")
     include_path: LocalPath | None = Field(None, description="a folder of extra task YAMLs (local benchmarks)")
-    batch_size: int = Field(8, gt=0)
+    batch_size: int = Field(8, gt=0, description="the harness's requests per forward")
 
     @field_validator("include_path")
     @classmethod
