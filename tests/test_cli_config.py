@@ -206,8 +206,8 @@ def eval_config(task: dict) -> dict:
         ),
         ({"type": "judge", "questions": "q.jsonl", "window": 10}, "tasks.0.window: unknown key"),
         ({"type": "choice"}, "tasks.0.file: required key is missing"),
-        ({"type": "mmlu", "file": "x.jsonl"}, "tasks.0.type: got 'mmlu'; expected one of bpc, choice, judge"),
-        ({"file": "x.jsonl"}, "tasks.0.type: required: one of bpc, choice, judge"),
+        ({"type": "mmlu", "file": "x.jsonl"}, "tasks.0.type: got 'mmlu'; expected one of bpc, choice, judge, lm-eval"),
+        ({"file": "x.jsonl"}, "tasks.0.type: required: one of bpc, choice, judge, lm-eval"),
     ],
 )
 def test_eval_task_keys_belong_to_its_type(tmp_path, task, message):

@@ -9,7 +9,7 @@ from bailong.config.data import (
     TrainDataConfig,
     VocabDataConfig,
 )
-from bailong.config.evaluation import BpcTask, ChoiceTask, EvalModel, EvalTask, JudgeConfig, JudgeTask
+from bailong.config.evaluation import BpcTask, ChoiceTask, EvalModel, EvalTask, JudgeConfig, JudgeTask, LmEvalTask
 from bailong.config.loader import dump_config, load_config
 from bailong.config.model import EmbeddingTrainingConfig, LoraConfig, ModelConfig, QuantizationConfig
 from bailong.config.stages import (
@@ -39,6 +39,7 @@ __all__ = [
     "ExtendVocabConfig",
     "JudgeConfig",
     "JudgeTask",
+    "LmEvalTask",
     "LocalPath",
     "LoraConfig",
     "ModelConfig",

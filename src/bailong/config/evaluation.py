@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
 import string
+from importlib.util import find_spec
 from pathlib import Path
 from typing import Annotated, Literal
 
 import yaml
 from pydantic import Field, field_validator, model_validator
 
-from bailong.config.base import ExistingFile, Section, Source
+from bailong.config.base import ExistingFile, LocalPath, Section, Source
 
 JUDGE_TEMPERATURES = {"writing": 0.7, "roleplay": 0.7, "math": 0.0, "reasoning": 0.0, "coding": 0.0, "extraction": 0.0}
 
@@ -95,7 +97,7 @@ class ChoiceTask(TaskBase):
     scoring: Literal["text", "letter"] = Field(
         "text", description="log-likelihood of the choice text, or of its letter after a lettered prompt"
     )
-    batch_size: int = Field(8, gt=0)
+    batch_size: int = Field(8, gt=0, description="questions per forward (each with all its choices)")
 
     @model_validator(mode="after")
     def _shots_need_examples(self) -> ChoiceTask:
@@ -117,7 +119,37 @@ class JudgeTask(TaskBase):
     max_new_tokens: int = Field(512, gt=0, description="answer length limit per turn")
 
 
-EvalTask = Annotated[BpcTask | ChoiceTask | JudgeTask, Field(discriminator="type")]
+class LmEvalTask(TaskBase):
+    """Benchmarks of EleutherAI's lm-evaluation-harness (the `lm-eval` extra), run on each model as bailong loads it."""
+
+    type: Literal["lm-eval"]
+    tasks: list[str] = Field(min_length=1, description="lm-eval task or group names")
+    num_fewshot: int | None = Field(None, ge=0, description="examples before each question; default: each task's own")
+    include_path: LocalPath | None = Field(None, description="a folder of extra task YAMLs (local benchmarks)")
+    batch_size: int = Field(8, gt=0, description="the harness's requests per forward")
+
+    @field_validator("include_path")
+    @classmethod
+    def _folder_exists(cls, path: str | None) -> str | None:
+        if path is not None and not os.path.isdir(path):
+            raise ValueError(
+                f"{path} is a file; give the folder of task YAMLs"
+                if os.path.exists(path)
+                else f"folder not found: {path}"
+            )
+        return path
+
+    @model_validator(mode="before")
+    @classmethod
+    def _harness_installed(cls, data):
+        if find_spec("lm_eval") is None:  # before the other keys: without the harness none of them matters
+            raise ValueError(
+                "the lm-eval task needs lm-evaluation-harness, which is not installed: pip install 'bailong[lm-eval]'"
+            )
+        return data
+
+
+EvalTask = Annotated[BpcTask | ChoiceTask | JudgeTask | LmEvalTask, Field(discriminator="type")]
 
 
 class JudgeConfig(Section):

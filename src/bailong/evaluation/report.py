@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from bailong.artifacts import CATEGORY_CHART_FILE, CHART_FILE, RESULTS_FILE, TABLE_FILE, write_json
@@ -22,9 +23,29 @@ def headline(details: dict) -> dict:
     }
 
 
+def task_columns(results: dict) -> dict[str, Callable[[dict], float | None]]:
+    """One column per choice task (its accuracy) and per benchmark of each lm-eval task (its headline metric), in
+    the order the tasks ran; a model without that task shows '-'."""
+    columns = {}
+    for r in results.values():
+        for name, d in r["details"].items():
+            if d["type"] == "choice":
+                columns.setdefault(f"{name} acc", lambda r, name=name: r["details"].get(name, {}).get("accuracy"))
+            elif d["type"] == "lm-eval":
+                for bench, h in d["headline"].items():
+                    if h:
+                        columns.setdefault(f"{bench} {h['metric']}", lambda r, n=name, b=bench: _headline(r, n, b))
+    return columns
+
+
+def _headline(result: dict, task: str, bench: str) -> float | None:
+    return ((result["details"].get(task, {}).get("headline") or {}).get(bench) or {}).get("value")
+
+
 def write_report(out: Path, results: dict) -> str:
     write_json(out / RESULTS_FILE, results)
     fmt = lambda x, p=3: "-" if x is None else f"{x:.{p}f}"  # noqa: E731
+    columns = task_columns(results)
     rows = []
     for name, r in results.items():
         tpc = next((d["tokens_per_char"] for d in r["details"].values() if d["type"] == "bpc"), None)
@@ -34,14 +55,14 @@ def write_report(out: Path, results: dict) -> str:
                 name,
                 fmt(r["bpc"]),
                 fmt(tpc),
-                fmt(r["choice"]),
+                *(fmt(get(r)) for get in columns.values()),
                 fmt(judge.get("mean"), 2),
                 str(judge.get("failures", "-")),
                 fmt(r["language_consistency"], 2),
             ]
         )
     table = format_table(
-        ["model", "bits/char", "tokens/char", "choice acc", "judge mean", "judge failures", "language consistency"],
+        ["model", "bits/char", "tokens/char", *columns, "judge mean", "judge failures", "language consistency"],
         rows,
     )
     (out / TABLE_FILE).write_text(table + "\n", encoding="utf-8")

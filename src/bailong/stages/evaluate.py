@@ -42,6 +42,7 @@ def judge_endpoint(cfg: EvalConfig):
 def run(cfg: EvalConfig, overwrite: bool = False) -> dict:
     from bailong.evaluation.bpc import run_bpc
     from bailong.evaluation.choice import run_choice
+    from bailong.evaluation.harness import check_tasks, run_lm_eval
     from bailong.evaluation.judge import load_bench, model_identity, run_judge
     from bailong.evaluation.judge_client import JudgeClient, JudgeSettings
     from bailong.evaluation.judge_prompts import load_templates
@@ -53,6 +54,9 @@ def run(cfg: EvalConfig, overwrite: bool = False) -> dict:
     needs_judge = any(t.type == "judge" for t in cfg.tasks)
     templates = load_templates(cfg.judge.templates) if needs_judge else None
     benches = {i: load_bench(t.questions, t.limit, t.references) for i, t in enumerate(cfg.tasks) if t.type == "judge"}
+    for task in cfg.tasks:
+        if task.type == "lm-eval":
+            check_tasks(task)
     results = {}
     with judge_endpoint(cfg) if needs_judge else contextlib.nullcontext(None) as base_url:
         client = (
@@ -89,14 +93,17 @@ def run(cfg: EvalConfig, overwrite: bool = False) -> dict:
                     result = run_bpc(task, bot.model, bot.tokenizer)
                 elif task.type == "choice":
                     result = run_choice(task, bot.model, bot.tokenizer)
+                elif task.type == "lm-eval":
+                    result = run_lm_eval(task, bot.model, bot.tokenizer)
                 else:
                     result = run_judge(task, benches[i], bot, (spec.name, identity), client, templates, out)
                 details[name] = {"type": task.type, **result, "seconds": round(time.perf_counter() - started, 1)}
+                figures = {**details[name], **_harness_headline(details[name])}
                 say(
                     f"  {name}: "
                     + ", ".join(
                         f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
-                        for k, v in details[name].items()
+                        for k, v in figures.items()
                         if not isinstance(v, dict)
                     )
                 )
@@ -121,6 +128,11 @@ def write_html_report(out: Path, cfg: EvalConfig, benches: dict[int, list[dict]]
     else:  # answers an earlier run left for resuming are not this run's
         (out / QUESTIONS_FILE).unlink(missing_ok=True)
     write_html(out / REPORT_HTML_FILE, [eval_section(out)], title=f"bailong eval: {out.name}")
+
+
+def _harness_headline(result: dict) -> dict:
+    """An lm-eval task's headline metrics, e.g. {"tmmlu acc": 0.3}, for the progress line."""
+    return {f"{task} {h['metric']}": h["value"] for task, h in result.get("headline", {}).items() if h}
 
 
 def _check_output_dir(out: Path, overwrite: bool) -> None:
