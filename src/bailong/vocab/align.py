@@ -14,6 +14,7 @@ added to the new rows' init at the end, so every other weight stays bit for bit 
 
 from __future__ import annotations
 
+import copy
 import random
 import time
 import zlib
@@ -84,6 +85,7 @@ class _Batch:
         self.teacher_pos = torch.tensor(t_pos, dtype=torch.long, device=device)
         self.student_pos = torch.tensor(s_pos, dtype=torch.long, device=device)
         self.new_tokens = int((self.student_ids >= first_new).sum())
+        self.teacher_tokens, self.student_tokens = int(self.teacher_mask.sum()), int(self.student_mask.sum())
 
 
 def _pad(sequences: list[list[int]], device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -205,23 +207,42 @@ class _Aligner:
 
     @torch.no_grad()
     def commit(self) -> None:
-        """Adds the deltas to the new rows; no other element of any weight is written."""
+        """Adds the deltas to the new rows; no other element of any weight is written (of a copy, for a snapshot)."""
         self.embed.data[self.index] = self.embed.data[self.index] + (self.delta_in * self.scale_in).to(self.compute)
         if not self.tied:
             new_rows = self.head.data[self.index] + (self.delta_out * self.scale_out).to(self.compute)
             self.head.data[self.index] = new_rows
 
 
+def _snapshot(aligner: _Aligner):
+    copy_ = copy.deepcopy(aligner.model)
+    view = copy.copy(aligner)
+    view.model = copy_
+    view.embed, view.head = copy_.get_input_embeddings().weight, copy_.get_output_embeddings().weight
+    view.commit()
+    return copy_
+
+
 def align_new_rows(
-    model, base_tok, new_tok, new_ids: list[int], documents: Callable[[], Iterable[str]], cfg: AlignConfig
+    model,
+    base_tok,
+    new_tok,
+    new_ids: list[int],
+    documents: Callable[[], Iterable[str]],
+    cfg: AlignConfig,
+    snapshots: Callable[[int, object], None] | None = None,
 ) -> dict:
-    """Trains the rows `new_ids` of `model` (already initialized) in place; returns what to record about the run."""
+    """Trains the rows `new_ids` of `model` (already initialized) in place; returns what to record about the run.
+
+    `snapshots(step, model_copy)`, if given, sees a copy of the model with the rows as they are after each step that
+    is a multiple of 10 (the ablation's curve); its time is not counted in align's seconds.
+    """
     from tqdm.auto import tqdm
 
     start_time = time.perf_counter()
     torch.manual_seed(cfg.seed)
     blocks = _blocks_forever(documents, base_tok, cfg)
-    curve, running, tokens_seen = [], None, 0
+    curve, running, tokens_seen, teacher_tokens, student_tokens, paused = [], None, 0, 0, 0, 0.0
     every = max(1, cfg.steps // CURVE_POINTS)
     with _Aligner(model, base_tok, new_tok, new_ids, cfg) as aligner:
         params = [aligner.delta_in] if aligner.tied else [aligner.delta_in, aligner.delta_out]
@@ -230,6 +251,10 @@ def align_new_rows(
         for step in bar:
             batch = aligner.batch([next(blocks) for _ in range(cfg.batch_size)])
             tokens_seen += batch.new_tokens
+            teacher_tokens, student_tokens = (
+                teacher_tokens + batch.teacher_tokens,
+                student_tokens + batch.student_tokens,
+            )
             hidden, next_token = aligner.losses(batch)
             loss = hidden + cfg.output_weight * next_token
             optimizer.zero_grad(set_to_none=True)
@@ -241,6 +266,10 @@ def align_new_rows(
             if step % every == 0 or step in (1, cfg.steps):
                 point = {"step": step, "loss": value, "hidden": hidden.item(), "next_token": next_token.item()}
                 curve.append({k: round(v, 5) for k, v in point.items()})
+            if snapshots is not None and step % 10 == 0:
+                paused_at = time.perf_counter()
+                snapshots(step, _snapshot(aligner))
+                paused += time.perf_counter() - paused_at
         aligner.commit()
         layers, tied = aligner.layers, aligner.tied
     return {
@@ -248,7 +277,9 @@ def align_new_rows(
         "layers_matched": layers,
         "tied": tied,
         "new_token_occurrences": tokens_seen,
-        "seconds": round(time.perf_counter() - start_time, 2),
+        "teacher_tokens": teacher_tokens,  # read forward only
+        "student_tokens": student_tokens,  # read forward and backward (to the inputs, no weight gradients)
+        "seconds": round(time.perf_counter() - start_time - paused, 2),
         "loss_curve": curve,
     }
 
