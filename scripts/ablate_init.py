@@ -192,6 +192,7 @@ def main() -> None:
     parser.add_argument("--align-block", type=int, default=AlignConfig().block_size)
     parser.add_argument("--pretrain-steps", type=int, default=0, help="after-training table: pretrain steps (0: skip)")
     parser.add_argument("--align-after", type=int, default=10, help="align steps before pretrain, after-training table")
+    parser.add_argument("--only", nargs="+", help="step 0: only the initializations whose names contain one of these")
     parser.add_argument("--skip-step0", action="store_true", help="only the after-training table")
     parser.add_argument("--json", help="write the results here")
     args = parser.parse_args()
@@ -242,6 +243,8 @@ def step_zero(args, texts: list[str], tmp: str) -> dict:
     methods = {name: (s, False) for name, s in TIED_METHODS.items()}
     if args.untie:
         methods.update({name: (s, True) for name, s in UNTIED_METHODS.items()})
+    if args.only:
+        methods = {name: m for name, m in methods.items() if any(word in name for word in args.only)}
     for name, (settings, untie) in methods.items():
         results[name] = measure(base_model, base_tok, new_tok, texts, settings, untie)
         print(f"{name}: {results[name]['bits_per_char']:.3f} bits/char", flush=True)

@@ -159,3 +159,31 @@ def test_a_layer_the_model_lacks_leaves_no_output(tmp_path):
     result = run_cli("extend-vocab", write_config(tmp_path / "c.yaml", cfg))
     assert result.code == 2 and "align.layers: 7 is not a layer of this model; it has layers 1 to 2" in result.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_ctrl_c_during_align_leaves_no_checkpoint(tmp_path):
+    import signal
+    import sys
+    import time
+
+    from helpers import signal_at
+
+    base = tiny_llama(tmp_path / "base", str(MISTRAL_V1))
+    cfg = {
+        "model": {"name_or_path": str(base)},
+        "data": {"files": [str(DEMO_DATA / "tc_corpus.txt")], "validation": 0},
+        "vocab": {"new_tokens": 50},
+        "align": {"steps": 100000, "batch_size": 2, "block_size": 32},
+        "output_dir": str(tmp_path / "out"),
+    }
+    seen: list[float] = []
+
+    def aligning() -> bool:  # the tokenizer is written before the model loads and align starts
+        if not seen and any(tmp_path.glob(".out.partial-*/tokenizer.json")):
+            seen.append(time.monotonic())
+        return bool(seen) and time.monotonic() - seen[0] > 8
+
+    command = [sys.executable, "-m", "bailong", "extend-vocab", str(write_config(tmp_path / "c.yaml", cfg))]
+    proc = signal_at(command, signal.SIGINT, when=aligning)
+    assert proc.returncode == 130 and "align:" in proc.stdout, proc.stderr[-2000:]
+    assert not (tmp_path / "out").exists() and not list(tmp_path.glob(".out.*"))
