@@ -85,6 +85,7 @@ class _Batch:
         self.teacher_pos = torch.tensor(t_pos, dtype=torch.long, device=device)
         self.student_pos = torch.tensor(s_pos, dtype=torch.long, device=device)
         self.new_tokens = int((self.student_ids >= first_new).sum())
+        self.present = torch.unique(self.student_ids[self.student_ids >= first_new]) - first_new  # rows this batch uses
         self.teacher_tokens, self.student_tokens = int(self.teacher_mask.sum()), int(self.student_mask.sum())
 
 
@@ -214,6 +215,32 @@ class _Aligner:
             self.head.data[self.index] = new_rows
 
 
+class _LazyAdam:
+    """Adam that moves only the rows a batch uses. Plain Adam would move every new row every step: the softmax
+    gives each absent row a tiny gradient (push its logit down), which Adam's normalization turns into a full step,
+    and its momentum keeps moving rows long after their last use; rare tokens would drift away."""
+
+    def __init__(self, params: list[torch.Tensor], lr: float, betas=(0.9, 0.999), eps: float = 1e-8):
+        self.params, self.lr, self.betas, self.eps = params, lr, betas, eps
+        self.m = [torch.zeros_like(p) for p in params]
+        self.v = [torch.zeros_like(p) for p in params]
+        self.t = [torch.zeros(p.shape[0], device=p.device) for p in params]  # steps taken, per row
+
+    @torch.no_grad()
+    def step(self, rows: torch.Tensor) -> None:
+        rows = rows.to(self.params[0].device)
+        b1, b2 = self.betas
+        for p, m, v, t in zip(self.params, self.m, self.v, self.t):
+            g = p.grad[rows]
+            m[rows] = b1 * m[rows] + (1 - b1) * g
+            v[rows] = b2 * v[rows] + (1 - b2) * g * g
+            t[rows] += 1
+            m_hat = m[rows] / (1 - b1 ** t[rows])[:, None]
+            v_hat = v[rows] / (1 - b2 ** t[rows])[:, None]
+            p[rows] -= self.lr * m_hat / (v_hat.sqrt() + self.eps)
+            p.grad = None
+
+
 def _snapshot(aligner: _Aligner):
     copy_ = copy.deepcopy(aligner.model)
     view = copy.copy(aligner)
@@ -246,7 +273,7 @@ def align_new_rows(
     every = max(1, cfg.steps // CURVE_POINTS)
     with _Aligner(model, base_tok, new_tok, new_ids, cfg) as aligner:
         params = [aligner.delta_in] if aligner.tied else [aligner.delta_in, aligner.delta_out]
-        optimizer = torch.optim.Adam(params, lr=cfg.learning_rate)
+        optimizer = _LazyAdam(params, cfg.learning_rate)
         bar = tqdm(range(1, cfg.steps + 1), desc="align", unit="step", disable=not is_main_process())
         for step in bar:
             batch = aligner.batch([next(blocks) for _ in range(cfg.batch_size)])
@@ -257,9 +284,8 @@ def align_new_rows(
             )
             hidden, next_token = aligner.losses(batch)
             loss = hidden + cfg.output_weight * next_token
-            optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            optimizer.step()
+            optimizer.step(batch.present)
             value = loss.item()
             running = value if running is None else 0.9 * running + 0.1 * value
             bar.set_postfix(loss=f"{running:.4f}", refresh=False)
