@@ -91,9 +91,9 @@ def test_align_lowers_the_held_out_hidden_state_loss(pair):
 @pytest.mark.slow
 def test_align_lowers_held_out_bits_per_char_of_smollm2(tmp_path):
     """A random tiny model predicts nothing, so bits per character needs a real one: SmolLM2-135M, a few steps."""
-    align = {"steps": 8, "batch_size": 4, "block_size": 64, "learning_rate": 0.05}
-    plain = extend(tmp_path, "smollm2-135m-instruct", "zip-tie", 200, {"steps": 0})
-    aligned = extend(tmp_path, "smollm2-135m-instruct", "aligned", 200, align)
+    align = {"steps": 10, "batch_size": 4, "block_size": 64}
+    plain = extend(tmp_path, "smollm2-135m-instruct", "zip-tie", 2000, {"steps": 0})
+    aligned = extend(tmp_path, "smollm2-135m-instruct", "aligned", 2000, align)
     base_tok, new_tok = load_tokenizer("smollm2-135m-instruct"), load_tokenizer(str(aligned))
     new_ids = list(range(len(base_tok), len(new_tok)))
     results = {}
