@@ -169,3 +169,25 @@ def test_each_method_on_small_matrices(init):
         assert torch.allclose(embed[16:19], old_embed.mean(0).expand(3, 8), atol=0.05)
     else:
         assert embed[16:19].abs().max() < 0.2 and embed[16:19].std() > 0.005
+
+
+@pytest.mark.parametrize("init", ["zip-tie", "subword-mean"])
+def test_norm_correction_rescales_to_the_scripts_median_norm(init):
+    from bailong.config import NewRowsConfig
+    from bailong.vocab.init import initialize_new_rows, piece_weights
+
+    torch.manual_seed(0)
+    embed = torch.randn(8, 4)
+    embed[:3] *= 5  # the Han tokens' rows are long, the Latin ones short
+    old = embed[:6].clone()
+    base_texts = ["台", "灣", "學", "a", "b", "\ufffd"]  # a byte token decodes to no letter
+    new_texts = ["台灣", "ab"]
+    initialize_new_rows(embed, None, [6, 7], [[0, 1], [3, 4]], NewRowsConfig(init=init, norm="script"), 0.02,
+                        texts=(base_texts, new_texts))  # fmt: skip
+    assert torch.equal(embed[:6], old)
+    han, latin = old[:3].norm(dim=1).median(), old[3:5].norm(dim=1).median()
+    assert torch.allclose(embed[6].norm(), han) and torch.allclose(embed[7].norm(), latin)
+    decay = 0.8 if init == "zip-tie" else 1.0
+    w = torch.tensor(piece_weights([2], decay)[0])
+    direction = (w[:, None] * old[[0, 1]]).sum(0)
+    assert torch.allclose(embed[6] / embed[6].norm(), direction / direction.norm(), atol=1e-6)

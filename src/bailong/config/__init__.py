@@ -22,13 +22,14 @@ from bailong.config.stages import (
     StageConfig,
 )
 from bailong.config.training import TrainConfig
-from bailong.config.vocab import NewRowsConfig, VocabConfig
+from bailong.config.vocab import AlignConfig, NewRowsConfig, VocabConfig
 
 __all__ = [
     "CHAT_FIELDS",
     "DATA_SUFFIXES",
     "STAGE_CONFIGS",
     "AdapterTrainingConfig",
+    "AlignConfig",
     "BpcTask",
     "ChatConfig",
     "ChoiceTask",

@@ -13,7 +13,7 @@ from bailong.config.data import ChatConfig, SftDataConfig, TrainDataConfig, Voca
 from bailong.config.evaluation import EvalModel, EvalTask, JudgeConfig
 from bailong.config.model import EmbeddingTrainingConfig, LoraConfig, ModelConfig, QuantizationConfig
 from bailong.config.training import TrainConfig
-from bailong.config.vocab import NewRowsConfig, VocabConfig
+from bailong.config.vocab import AlignConfig, NewRowsConfig, VocabConfig
 
 
 class StageConfig(Section):
@@ -39,6 +39,7 @@ class ExtendVocabConfig(StageConfig):
     data: VocabDataConfig
     vocab: VocabConfig = Field(default_factory=VocabConfig)
     new_rows: NewRowsConfig = Field(default_factory=NewRowsConfig)
+    align: AlignConfig = Field(default_factory=AlignConfig)
 
     @field_validator("model")
     @classmethod
@@ -53,6 +54,12 @@ class ExtendVocabConfig(StageConfig):
         if not data.files:
             raise ValueError("data.files is empty: list the corpus files (.txt or .jsonl) to train the tokenizer on")
         return data
+
+    @model_validator(mode="after")
+    def _align_needs_a_model(self) -> ExtendVocabConfig:
+        if self.align.steps and not self.model.name_or_path:
+            raise ValueError("align.steps needs model.name_or_path: align trains the new rows of a base model")
+        return self
 
 
 def _weighted_files(data, what: str):

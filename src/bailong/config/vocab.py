@@ -66,8 +66,48 @@ class NewRowsConfig(Section):
 
     init: Literal["zip-tie", "subword-mean", "mean", "random"] = "zip-tie"
     decay: float = Field(0.8, ge=0, le=4, description="zip-tie: piece i of a token's text weighs decay**i (1 = mean)")
+    norm: Literal["pieces", "script"] = Field(
+        "pieces",
+        description="zip-tie and subword-mean: keep the combined row's norm (pieces), or rescale it to the median "
+        "norm of the base's rows for tokens of the same script (script: the norm correction)",
+    )
     output_row: Literal["pieces", "first"] = Field(
         "pieces", description="zip-tie, untied bases: LM head row from the weighted pieces, or the first piece only"
     )
     pad_to_multiple_of: int | None = Field(None, gt=0, description="pad the matrices (padded rows stay unreachable)")
     seed: int = 0
+
+
+class AlignConfig(Section):
+    """extend-vocab's optional alignment of the new rows against the base model (Token Distillation's idea).
+
+    The teacher is the base model reading corpus text with the base tokenizer, the student the extended model reading
+    the same text with the extended tokenizer; only the new rows train.
+    """
+
+    steps: int = Field(0, ge=0, description="optimizer steps; 0 turns align off")
+    learning_rate: float = Field(
+        0.02, gt=0, le=1, description="Adam's rate, in units of the old rows' root-mean-square coordinate"
+    )
+    batch_size: int = Field(8, ge=1, description="text blocks per step")
+    block_size: int = Field(128, ge=8, le=8192, description="base-tokenizer tokens per text block")
+    layers: Literal["last", "all"] | list[int] = Field(
+        "last",
+        description="hidden states matched: last, all, or layer numbers (1 = after the first block; negative counts "
+        "from the last)",
+    )
+    output_weight: float = Field(
+        0.1, ge=0, description="weight of the next-token loss that trains output rows (and a tied row's output role)"
+    )
+    corpus_share: float = Field(1.0, gt=0, le=1, description="share of the training documents align reads")
+    seed: int = 0
+
+    @field_validator("layers")
+    @classmethod
+    def _some_layers(cls, value):
+        if isinstance(value, list):
+            if not value:
+                raise ValueError("name at least one layer, or use last or all")
+            if 0 in value:
+                raise ValueError("layer 0 is the embedding output itself; layers count from 1 (or -1 for the last)")
+        return value

@@ -47,6 +47,11 @@ class _Split:
             yield doc
 
 
+def training_documents(cfg: ExtendVocabConfig) -> Iterator[str]:
+    """The corpus's documents that are not held out, streamed again from the files."""
+    return (doc for doc in CorpusReader(cfg.data) if not split_held_out(doc, cfg.data.validation))
+
+
 def user_words(cfg: ExtendVocabConfig) -> list[str]:
     words = list(cfg.vocab.user_words)
     if cfg.vocab.user_words_file:
@@ -118,10 +123,19 @@ def run(cfg: ExtendVocabConfig, overwrite: bool = False) -> dict:
         )
         if cfg.model.name_or_path:
             same = cfg.model.tokenizer in (None, cfg.model.name_or_path)  # then the base tokenizer is the model's
-            extension = write_extended_checkpoint(cfg, result.tokenizer, report, out, base_tok if same else None)
+            extension = write_extended_checkpoint(
+                cfg, result.tokenizer, report, out, base_tok if same else None, lambda: training_documents(cfg)
+            )
             report["checkpoint"] = {
                 k: extension[k] for k in ("embedding_rows", "tied_embeddings", "dtype", "init_seconds")
             }
+            if extension["align"]:
+                curve = extension["align"]["loss_curve"]
+                report["checkpoint"]["align"] = {
+                    "seconds": extension["align"]["seconds"],
+                    "loss_first": curve[0]["loss"],
+                    "loss_last": curve[-1]["loss"],
+                }
         write_json(out / VOCAB_REPORT_FILE, report)
         (out / CONFIG_FILE).write_text(dump_config(cfg), encoding="utf-8")
 
@@ -164,4 +178,7 @@ def _print_report(report: dict, cfg: ExtendVocabConfig) -> None:
             f"{'tied' if ckpt['tied_embeddings'] else 'untied'}), new rows by {cfg.new_rows.init} "
             f"in {ckpt['init_seconds']} s"
         )
+        if "align" in ckpt:
+            a = ckpt["align"]
+            say(f"align: loss {a['loss_first']:.4f} -> {a['loss_last']:.4f} in {a['seconds']} s")
     say(f"wrote {cfg.output_dir}")

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from bailong.artifacts import EXTENSION_FILE, write_json
 from bailong.config import ExtendVocabConfig
+from bailong.console import say
 from bailong.errors import BailongError
 from bailong.loading import load_model, load_tokenizer
+from bailong.vocab.align import align_new_rows
 from bailong.vocab.init import initialize_new_rows
 
 
@@ -35,12 +38,24 @@ def base_pieces(base_tok, tokens: list[str]) -> list[list[int]]:
     return [[t.id for t in model.tokenize(token)] for token in tokens]
 
 
-def write_extended_checkpoint(
-    cfg: ExtendVocabConfig, extended_tok, tokenizer_report: dict, out: Path, base_tok=None
-) -> dict:
-    """Resizes the base model to the extended tokenizer, initializes the new rows, saves model and metadata in `out`.
+def token_texts(base_tok, extended_tok, new_ids: list[int]) -> tuple[list[str], list[str]]:
+    """The decoded text of every base token and of every new token (what `new_rows.norm: script` reads)."""
+    return [base_tok.decode([i]) for i in range(len(base_tok))], [extended_tok.decode([i]) for i in new_ids]
 
-    `base_tok` is the model's own tokenizer when the caller has it loaded already.
+
+def write_extended_checkpoint(
+    cfg: ExtendVocabConfig,
+    extended_tok,
+    tokenizer_report: dict,
+    out: Path,
+    base_tok=None,
+    documents: Callable[[], Iterable[str]] | None = None,
+) -> dict:
+    """Resizes the base model to the extended tokenizer, initializes the new rows (and aligns them, with
+    `align.steps`), saves model and metadata in `out`.
+
+    `base_tok` is the model's own tokenizer when the caller has it loaded already; `documents` streams the training
+    documents (align reads them).
     """
     start = time.perf_counter()
     name = cfg.model.name_or_path
@@ -69,8 +84,15 @@ def write_extended_checkpoint(
         pieces,
         cfg.new_rows,
         init_std=getattr(model.config, "initializer_range", 0.02),
+        texts=token_texts(base_tok, extended_tok, new_ids) if cfg.new_rows.norm == "script" else None,
     )
     init_seconds = time.perf_counter() - init_start
+    aligned = None
+    if cfg.align.steps and new_ids:
+        if documents is None:
+            raise ValueError("align needs the training documents")
+        say(f"align: {cfg.align.steps} steps on the new rows ({'tied' if tied else 'untied'} base)")
+        aligned = align_new_rows(model, base_tok, extended_tok, new_ids, documents, cfg.align)
     model.save_pretrained(out)
     metadata = {
         "base_model": name,
@@ -83,6 +105,7 @@ def write_extended_checkpoint(
         "dtype": str(model.dtype).removeprefix("torch."),
         "init": cfg.new_rows.model_dump(),
         "init_seconds": round(init_seconds, 3),
+        "align": aligned,
         "checkpoint_seconds": round(time.perf_counter() - start, 2),
         "tokenizer_report": tokenizer_report,
     }

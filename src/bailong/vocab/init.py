@@ -6,14 +6,20 @@ A new row is a weighted mean of its pieces' rows, piece i weighted by `new_rows.
 by `scripts/ablate_init.py`; 1 is the plain mean): the input row from the pieces' input rows, and for an untied base
 the LM head row from the pieces' LM head rows (or, with `output_row: first`, the row of the piece emitted first).
 A tied base has one row that both reads and writes.
+With `new_rows.norm: script` (NVIDIA's norm correction) each combined row is then rescaled to the median norm of the
+base's rows for tokens of the same script: a mean of pieces is shorter than a typical row (the pieces point different
+ways), which the model reads as a weak, vague token.
 Old rows are never touched. All methods are one sparse matrix product over all new tokens (no Python loop per row).
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import TYPE_CHECKING
 
 import torch
+
+from bailong.data.scripts import script_of
 
 if TYPE_CHECKING:
     from bailong.config import NewRowsConfig
@@ -56,10 +62,12 @@ def initialize_new_rows(
     pieces: list[list[int]],
     cfg: NewRowsConfig,
     init_std: float = 0.02,
+    texts: tuple[list[str], list[str]] | None = None,
 ) -> None:
     """Fills rows `new_ids` of the input embedding `embed` and, for an untied base, of the LM head `head`, in place.
 
     `pieces[k]` are the base token ids that the text of token `new_ids[k]` encoded to before the extension.
+    `texts` (the decoded text of every base token, and of every new token) is needed by `norm: script`.
     """
     if not new_ids:
         return
@@ -76,6 +84,31 @@ def initialize_new_rows(
             _combine(matrix, new_ids, pieces, decay=0.0)
         else:  # zip-tie: the input row; the LM head row of an untied base; the one row of a tied base
             _combine(matrix, new_ids, pieces, decay=cfg.decay)
+        if cfg.norm == "script" and cfg.init in ("zip-tie", "subword-mean"):
+            if texts is None:
+                raise ValueError("norm: script needs the texts of the base and new tokens")
+            target = script_norms(matrix, *texts)
+            rows = matrix[new_ids].float()
+            matrix[new_ids] = (rows * (target / rows.norm(dim=1).clamp_min(1e-12))[:, None]).to(matrix.dtype)
+
+
+def text_script(text: str) -> str | None:
+    """The most common script among the letters of `text` (None without letters)."""
+    counts = Counter(s for s in map(script_of, text) if s is not None)
+    return counts.most_common(1)[0][0] if counts else None
+
+
+def script_norms(matrix: torch.Tensor, base_texts: list[str], new_texts: list[str]) -> torch.Tensor:
+    """For each new token, the median norm of the base rows whose tokens are in its script (all base rows' median
+    when the base has no token of that script)."""
+    norms = matrix[: len(base_texts)].float().norm(dim=1)
+    by_script: dict[str, list[int]] = {}
+    for i, text in enumerate(base_texts):
+        if (script := text_script(text)) is not None:
+            by_script.setdefault(script, []).append(i)
+    median = {s: norms[ids].median().item() for s, ids in by_script.items()}
+    overall = norms.median().item()
+    return torch.tensor([median.get(text_script(t), overall) for t in new_texts])
 
 
 def _noise_rows(matrix: torch.Tensor, new_ids: list[int], init: str, init_std: float, generator) -> None:
