@@ -231,6 +231,8 @@ class _LazyAdam:
         rows = rows.to(self.params[0].device)
         b1, b2 = self.betas
         for p, m, v, t in zip(self.params, self.m, self.v, self.t):
+            if p.grad is None:  # a batch whose blocks hold no new token leaves these rows out of the loss
+                continue
             g = p.grad[rows]
             m[rows] = b1 * m[rows] + (1 - b1) * g
             v[rows] = b2 * v[rows] + (1 - b2) * g * g
