@@ -9,9 +9,9 @@ measured every 10 steps up to `--align-steps`, with its wall time. `--untie` als
 After training (`--pretrain-steps N`): extend-vocab writes the checkpoint from zip-tie, from mean and from align, and
 bailong's pretrain runs the demo's settings (configs/demo/pretrain.yaml) from each for N steps, align's run fewer:
 its own cost is charged against the budget (equal compute, in token forward passes: a pretrain step reads
-batch x block tokens forward and backward, 2 units a token; an align step reads the teacher's tokens forward, 1 unit,
-and the student's forward and backward to the inputs, 2 units). Held-out TC and English-probe bits per character
-before and after show what the init buys and what is forgotten.
+batch x block tokens forward and backward, 2 units a token; an align step reads the student's tokens forward, 1 unit,
+and with `hidden_weight` above 0 also the teacher's forward, 1 unit, and the student's backward, 1 more). Held-out
+TC and English-probe bits per character before and after show what the init buys and what is forgotten.
 
     python scripts/ablate_init.py                                  # SmolLM2 + the demo corpus, demo held-out text
     python scripts/ablate_init.py --untie --json ablation.json
@@ -114,7 +114,10 @@ def measure_align(base_model, base_tok, new_tok, texts, corpus: list[str], cfg: 
 
 
 def align_units_per_step(record: dict) -> float:
-    return (record["teacher_tokens"] + 2 * record["student_tokens"]) / record["steps"]
+    """Token passes a step: the teacher's forward, the student's forward and, when hidden states are matched, its
+    backward to the inputs (with `hidden_weight: 0` the teacher is not run and the student runs forward only)."""
+    student_passes = 2 if record["hidden_weight"] > 0 else 1
+    return (record["teacher_tokens"] + student_passes * record["student_tokens"]) / record["steps"]
 
 
 def after_training(args, texts: list[str], tmp: str) -> dict:
@@ -174,7 +177,13 @@ def after_training(args, texts: list[str], tmp: str) -> dict:
 
 
 def align_settings(args) -> dict:
-    return {"learning_rate": args.align_lr, "batch_size": args.align_batch, "block_size": args.align_block}
+    return {
+        "learning_rate": args.align_lr,
+        "batch_size": args.align_batch,
+        "block_size": args.align_block,
+        "hidden_weight": args.align_hidden_weight,
+        "output_weight": args.align_output_weight,
+    }
 
 
 def main() -> None:
@@ -190,6 +199,8 @@ def main() -> None:
     parser.add_argument("--align-lr", type=float, default=AlignConfig().learning_rate)
     parser.add_argument("--align-batch", type=int, default=AlignConfig().batch_size)
     parser.add_argument("--align-block", type=int, default=AlignConfig().block_size)
+    parser.add_argument("--align-hidden-weight", type=float, default=AlignConfig().hidden_weight)
+    parser.add_argument("--align-output-weight", type=float, default=AlignConfig().output_weight)
     parser.add_argument("--pretrain-steps", type=int, default=0, help="after-training table: pretrain steps (0: skip)")
     parser.add_argument("--align-after", type=int, default=10, help="align steps before pretrain, after-training table")
     parser.add_argument("--only", nargs="+", help="step 0: only the initializations whose names contain one of these")
