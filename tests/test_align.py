@@ -88,6 +88,19 @@ def test_align_lowers_the_held_out_hidden_state_loss(pair):
     assert results["aligned"]["hidden"] < 0.85 * results["zip-tie"]["hidden"], results
 
 
+@pytest.mark.parametrize("pair", ["untied-sentencepiece"], indirect=True)
+def test_default_losses_on_an_untied_base_move_only_the_lm_head_rows(pair, tmp_path):
+    """hidden_weight 0 (the default): next-token loss alone, the teacher never runs, the input rows stay zip-tie's."""
+    base, plain, _, _ = pair
+    aligned = extend(tmp_path, base, "next-token", 120, {"steps": 4, "batch_size": 4, "block_size": 48})
+    zip_tie, after = (load_file(str(p / "model.safetensors")) for p in (plain, aligned))
+    new_ids = json.loads((aligned / "bailong_extension.json").read_text(encoding="utf-8"))["new_token_ids"]
+    assert torch.equal(after["model.embed_tokens.weight"], zip_tie["model.embed_tokens.weight"])
+    assert not torch.equal(after["lm_head.weight"][new_ids], zip_tie["lm_head.weight"][new_ids])
+    record = json.loads((aligned / "bailong_extension.json").read_text(encoding="utf-8"))["align"]
+    assert record["teacher_tokens"] == 0 and record["hidden_weight"] == 0
+
+
 @pytest.mark.slow
 def test_align_lowers_held_out_bits_per_char_of_smollm2(tmp_path):
     """A random tiny model predicts nothing, so bits per character needs a real one: SmolLM2-135M, a few steps."""
