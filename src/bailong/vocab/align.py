@@ -181,12 +181,11 @@ class _Aligner:
     def batch(self, blocks: list[str]) -> _Batch:
         return _Batch(blocks, self.base_tok, self.new_tok, self.start_id, self.first_new, self.device)
 
-    def losses(self, batch: _Batch) -> tuple[torch.Tensor, torch.Tensor]:
-        """(hidden-state loss, next-token loss) of the student with the new rows at init + delta. With
-        `hidden_weight: 0` the teacher is not run and the student runs forward only (the next-token loss takes the
-        hidden states as given): a step then costs about a fifth."""
+    def losses(self, batch: _Batch, match_hidden: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(hidden-state loss, next-token loss, new rows the predictions favour) of the student with the new rows at
+        init + delta. Without `match_hidden` the teacher is not run and the student runs forward only (the next-token
+        loss takes the hidden states as given), so a block costs about a third; the hidden-state loss is then 0."""
         decoder = self.model.base_model
-        match_hidden = self.cfg.hidden_weight > 0
         targets = []
         if match_hidden:
             with torch.no_grad():
@@ -206,19 +205,20 @@ class _Aligner:
                 got = _states(student, layer)[batch.rows, batch.student_pos]
                 hidden = hidden + ((got - target) ** 2).sum(-1).mean() / (target**2).sum(-1).mean()
             hidden = hidden / len(self.layers)
-        return hidden, self._next_token_loss(student.last_hidden_state.detach(), batch)
+        return hidden, *self._next_token_loss(student.last_hidden_state.detach(), batch)
 
-    def _next_token_loss(self, hidden: torch.Tensor, batch: _Batch) -> torch.Tensor:
-        """Cross-entropy of the next extended token over the whole vocabulary, the new head rows at init + delta."""
+    def _next_token_loss(self, hidden: torch.Tensor, batch: _Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        """Cross-entropy of the next extended token over the whole vocabulary, the new head rows at init + delta; and
+        the new rows whose probability summed over the batch's positions reaches LIKELY_MASS: a row predicted where
+        it should not be must learn to yield, so the optimizer moves it too."""
         mask = batch.student_mask[:, 1:].bool()
         states = hidden[:, :-1][mask]
         targets = batch.student_ids[:, 1:][mask]
         new_rows = self.head[self.index] + (self.delta_out * self.scale_out).to(self.compute)
         logits = (states @ self.head.T).index_copy(1, self.index, states @ new_rows.T)
-        with torch.no_grad():  # a new row the batch predicts where it should not is used too: it must learn to yield
-            mass = logits.float().softmax(-1)[:, self.index].sum(0)
-            batch.present = torch.unique(torch.cat([batch.present, (mass >= LIKELY_MASS).nonzero()[:, 0]]))
-        return F.cross_entropy(logits.float(), targets)
+        log_probs = logits.float().log_softmax(-1)
+        likely = (log_probs[:, self.index].detach().exp().sum(0) >= LIKELY_MASS).nonzero()[:, 0]
+        return F.nll_loss(log_probs, targets), likely
 
     @torch.no_grad()
     def commit(self) -> None:
@@ -288,6 +288,7 @@ def align_new_rows(
     blocks = _blocks_forever(documents, base_tok, cfg)
     curve, running, tokens_seen, teacher_tokens, student_tokens, paused = [], None, 0, 0, 0, 0.0
     every = max(1, cfg.steps // CURVE_POINTS)
+    match_hidden = cfg.hidden_weight > 0  # 0: the teacher is not run, the student runs forward only
     with _Aligner(model, base_tok, new_tok, new_ids, cfg) as aligner:
         params = [aligner.delta_in] if aligner.tied else [aligner.delta_in, aligner.delta_out]
         optimizer = _LazyAdam(params, cfg.learning_rate)
@@ -295,13 +296,13 @@ def align_new_rows(
         for step in bar:
             batch = aligner.batch([next(blocks) for _ in range(cfg.batch_size)])
             tokens_seen += batch.new_tokens
-            teacher_tokens += batch.teacher_tokens if cfg.hidden_weight > 0 else 0  # 0: the teacher is not run
+            teacher_tokens += batch.teacher_tokens if match_hidden else 0
             student_tokens += batch.student_tokens
-            hidden, next_token = aligner.losses(batch)
+            hidden, next_token, likely = aligner.losses(batch, match_hidden)
             loss = cfg.hidden_weight * hidden + cfg.output_weight * next_token
             loss.backward()
             optimizer.lr = cfg.learning_rate * (1 - (step - 1) / cfg.steps if cfg.decay else 1.0)
-            optimizer.step(batch.present)
+            optimizer.step(torch.unique(torch.cat([batch.present, likely])))
             value = loss.item()
             running = value if running is None else 0.9 * running + 0.1 * value
             bar.set_postfix(loss=f"{running:.4f}", refresh=False)
@@ -328,13 +329,13 @@ def align_new_rows(
 
 @torch.no_grad()
 def held_out_losses(model, base_tok, new_tok, new_ids: list[int], texts: list[str], cfg: AlignConfig) -> dict:
-    """align's two losses of `model` as it is, on the blocks of `texts` (what the tests and the ablation measure)."""
+    """align's two losses of `model` as it is on the blocks of `texts`, both whatever the weights (for tests)."""
     blocks = list(text_blocks(texts, base_tok, cfg.block_size))
     hidden = next_token = 0.0
     with _Aligner(model, base_tok, new_tok, new_ids, cfg) as aligner:
         for start in range(0, len(blocks), cfg.batch_size):
             batch = aligner.batch(blocks[start : start + cfg.batch_size])
-            h, n = aligner.losses(batch)
+            h, n, _ = aligner.losses(batch, match_hidden=True)
             hidden, next_token = hidden + h.item(), next_token + n.item()
     batches = max(1, -(-len(blocks) // cfg.batch_size))
     return {"hidden": hidden / batches, "next_token": next_token / batches}
