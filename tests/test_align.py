@@ -2,6 +2,8 @@
 tied and untied bases; the aligned checkpoint reloads with transformers alone; bad settings are clear errors."""
 
 import json
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -12,7 +14,7 @@ from bailong.config import AlignConfig
 from bailong.evaluation.bpc import bits_per_character
 from bailong.loading import load_tokenizer
 from bailong.vocab.align import held_out_losses, matched_positions, text_blocks, token_ends
-from helpers import DEMO_DATA, MISTRAL_V1, run_cli, tiny_llama, write_config
+from helpers import DEMO_DATA, MISTRAL_V1, ROOT, run_cli, tiny_llama, write_config
 
 ALIGN = {"steps": 12, "batch_size": 4, "block_size": 48, "learning_rate": 0.2, "layers": "all", "hidden_weight": 1}
 HELD_OUT = [line.strip() for line in open(DEMO_DATA / "tc_heldout.txt", encoding="utf-8") if line.strip()][:6]
@@ -209,11 +211,6 @@ def test_ctrl_c_during_align_leaves_no_checkpoint(tmp_path):
 @pytest.mark.slow
 def test_ablation_script_prints_both_tables_and_writes_json(tmp_path):
     """scripts/ablate_init.py, the README's source of the init figures, at a toy size: both tables, the JSON."""
-    import subprocess
-    import sys
-
-    from helpers import ROOT
-
     out = tmp_path / "ablation.json"
     command = [
         sys.executable, str(ROOT / "scripts" / "ablate_init.py"), "--limit", "2", "--new-tokens", "300",
