@@ -105,6 +105,26 @@ def test_lora_run_logs_and_outputs(extended, lora_run):
     assert size < 0.2 * (extended / "model.safetensors").stat().st_size
 
 
+def test_a_finished_run_reruns_as_complete_and_continues_when_max_steps_grows(extended, lora_run, tmp_path):
+    import shutil
+
+    out = tmp_path / "moved"
+    shutil.copytree(lora_run[0], out)
+    before = {p: p.stat().st_mtime_ns for p in out.rglob("*")}
+    again = run_pretrain(tmp_path, pretrain_config(extended, out))
+    assert again.code == 0, again.stderr
+    assert f"{out} is complete at step 4; nothing to do" in again.stdout
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("*")} == before  # nothing trained or rewritten
+
+    longer = run_pretrain(tmp_path, pretrain_config(extended, out, **{"train.max_steps": 6}))
+    assert longer.code == 0, longer.stderr
+    assert "resuming from" in longer.stdout and "checkpoint-4" in longer.stdout
+    assert json.loads((out / "bailong_run.json").read_text())["steps"] == 6
+    steps = [json.loads(line)["step"] for line in (out / "metrics.jsonl").read_text().splitlines()]
+    train_steps = [s for s in steps if s > 0]
+    assert train_steps == sorted(train_steps) and max(steps) == 6
+
+
 def test_paper_preset_trains_336m_parameters():
     """The paper's 4.6%: r=128 on the seven projections plus LoRA on embed_tokens and lm_head of Llama 2 7B (59,241)."""
     from peft import LoraConfig as PeftLoraConfig

@@ -28,6 +28,8 @@ def run(cfg: PretrainConfig, overwrite: bool = False) -> dict:
     from bailong.training.run import TrainingRun
 
     run = TrainingRun(cfg, overwrite)
+    if run.finished is not None:
+        return run.finished
     extension = preflight(cfg, run.tokenizer)
     data = build_training_data(cfg.data, run.tokenizer, cfg.train.seed)
     wanted = bool(cfg.data.validation_files) or (cfg.data.validation > 0 and not cfg.data.streaming)

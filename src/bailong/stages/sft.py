@@ -50,6 +50,8 @@ def run(cfg: SftConfig, overwrite: bool = False) -> dict:
     from bailong.training.run import TrainingRun
 
     run = TrainingRun(cfg, overwrite)
+    if run.finished is not None:
+        return run.finished
     set_template(run.tokenizer, cfg.chat.template)
     data, counts = build_sft_data(cfg.data, run.tokenizer, cfg.chat.train_on, cfg.chat.system_prompt, cfg.train.seed)
     say(f"chat data: {counts.summary()}")

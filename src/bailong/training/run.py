@@ -11,7 +11,7 @@ from pathlib import Path
 
 import yaml
 
-from bailong.artifacts import ADAPTER_DIR, CONFIG_FILE, METRICS_PNG, atomic_output_dir, write_run
+from bailong.artifacts import ADAPTER_DIR, CONFIG_FILE, METRICS_PNG, atomic_output_dir, read_run, write_run
 from bailong.config import dump_config
 from bailong.console import is_main_process, say
 from bailong.data.training_set import TrainingData
@@ -22,8 +22,14 @@ from bailong.training.curves import plot_metrics
 from bailong.training.kernels import apply_kernels, resolve_kernels
 from bailong.training.trainer import ranks_in_sync, train_model
 
-# Keys that may differ when a run is resumed: how long to train and how to resume.
-_RESUMABLE_CHANGES = {("train", "max_steps"), ("train", "epochs"), ("train", "resume"), ("train", "save_steps")}
+# Keys that may differ when a run is resumed: how long to train, how to resume, and where the folder now is.
+_RESUMABLE_CHANGES = {
+    ("train", "max_steps"),
+    ("train", "epochs"),
+    ("train", "resume"),
+    ("train", "save_steps"),
+    ("output_dir",),
+}
 
 
 def check_run_dir(run_dir: Path, cfg, overwrite: bool) -> None:
@@ -48,6 +54,19 @@ def check_run_dir(run_dir: Path, cfg, overwrite: bool) -> None:
         )
 
 
+def finished_run(run_dir: Path, cfg) -> dict | None:
+    """The metadata of the run in `run_dir` if it already trained as far as `cfg` asks (a rerun has nothing to do)."""
+    run = read_run(run_dir)
+    saved = run_dir / CONFIG_FILE
+    if run is None or not saved.is_file():
+        return None
+    if cfg.train.max_steps > 0:
+        return run if run["steps"] >= cfg.train.max_steps else None
+    old = yaml.safe_load(saved.read_text(encoding="utf-8"))["train"]
+    same_length = old.get("max_steps") == cfg.train.max_steps and old.get("epochs") == cfg.train.epochs
+    return run if same_length else None
+
+
 def _diff(old, new, prefix=()) -> list[tuple]:
     if isinstance(old, dict) and isinstance(new, dict):
         return [k for key in old.keys() | new.keys() for k in _diff(old.get(key), new.get(key), (*prefix, key))]
@@ -64,6 +83,13 @@ class TrainingRun:
         self.dir = Path(cfg.output_dir)
         self.kernels, why = resolve_kernels(cfg.train.kernels)
         check_run_dir(self.dir, cfg, overwrite)
+        self.finished = finished_run(self.dir, cfg)
+        if self.finished is not None:
+            say(
+                f"{self.dir} is complete at step {self.finished['steps']}; nothing to do (raise train.max_steps to "
+                "train on from its last checkpoint, or pass --overwrite to start over)"
+            )
+            return
         self.dir.mkdir(parents=True, exist_ok=True)
         self.tokenizer = load_tokenizer(
             cfg.model.tokenizer_source, revision=cfg.model.revision, trust_remote_code=cfg.model.trust_remote_code
