@@ -25,6 +25,39 @@ def test_every_format_yields_the_same_documents(tmp_path):
         assert list(CorpusReader(TextDataConfig(files=[str(tmp_path / name)]))) == DOCS, name
 
 
+def test_a_utf8_bom_at_the_start_of_a_file_is_accepted(tmp_path):
+    """Notepad's UTF-8 writes a BOM: it is not part of the first record (a JSON line or list would not parse)."""
+    bom = "\ufeff"
+    (tmp_path / "a.txt").write_text(bom + "\n".join(DOCS) + "\n", encoding="utf-8")
+    lines = [json.dumps({"text": doc}, ensure_ascii=False) for doc in DOCS]
+    (tmp_path / "b.jsonl").write_text(bom + "\n".join(lines) + "\n", encoding="utf-8")
+    (tmp_path / "c.json").write_text(bom + json.dumps([{"text": d} for d in DOCS], ensure_ascii=False), "utf-8")
+    with gzip.open(tmp_path / "d.jsonl.gz", "wt", encoding="utf-8") as handle:
+        handle.write(bom + "\n".join(lines) + "\n")
+    for name in ("a.txt", "b.jsonl", "c.json", "d.jsonl.gz"):
+        assert list(CorpusReader(TextDataConfig(files=[str(tmp_path / name)]))) == DOCS, name
+
+
+def test_a_hub_dataset_name_while_offline_says_offline_mode_is_on(tmp_path, monkeypatch):
+    import datasets
+
+    from helpers import MISTRAL_V1, run_cli, write_config
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True)  # as when the variable is set before the run
+    cfg = {
+        "model": {"name_or_path": str(MISTRAL_V1)},
+        "data": {"files": ["someone/tc-corpus"]},
+        "output_dir": str(tmp_path / "out"),
+    }
+    result = run_cli("extend-vocab", write_config(tmp_path / "c.yaml", cfg))
+    assert result.code == 2, result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "'someone/tc-corpus' is read as a hub dataset name" in errors[0]
+    assert "offline mode is on (HF_HUB_OFFLINE)" in errors[0] and "give a local file (.txt" in errors[0]
+    assert not (tmp_path / "out").exists()
+
+
 def test_reader_is_reiterable_and_reads_real_data():
     reader = CorpusReader(
         TextDataConfig(files=[str(shared_file("tc/drcd_dev_paragraphs.txt")), str(DEMO_DATA / "tc_corpus.txt")])

@@ -6,7 +6,7 @@ import torch
 from bailong.config import LoraConfig, ModelConfig, QuantizationConfig
 from bailong.errors import BailongError
 from bailong.loading import embedded_gguf, load_model, resolve_source
-from helpers import MISTRAL_V1, tiny_llama
+from helpers import MISTRAL_V1, run_cli, tiny_llama
 
 
 @pytest.fixture(scope="module")
@@ -23,6 +23,19 @@ def test_sources_are_recognized(tiny):
     for bad, message in [("./missing-dir", "not found"), ("no-slash-name", "neither a local path nor a hub id")]:
         with pytest.raises(BailongError, match=message):
             resolve_source(bad)
+
+
+def test_a_mistyped_local_folder_is_not_found_and_a_hub_id_offline_says_so(tiny, monkeypatch):
+    """`bailong chat runs/nope`: a folder beside an existing one is a local path, not a hub id to download."""
+    result = run_cli("chat", str(tiny.parent / "nope"))
+    assert result.code == 2 and "model source not found:" in result.stderr and "huggingface" not in result.stderr
+    monkeypatch.chdir(tiny.parent.parent)
+    result = run_cli("chat", f"{tiny.parent.name}/nope")  # relative, one slash: shaped like a hub id
+    assert result.code == 2 and f"model source not found: {tiny.parent.name}/nope" in result.stderr
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    result = run_cli("chat", "someone/not-cached-model")
+    assert result.code == 2
+    assert "offline mode is on (HF_HUB_OFFLINE)" in result.stderr and "unset HF_HUB_OFFLINE" in result.stderr
     with pytest.raises(BailongError, match="is a tokenizer, not a model"):
         load_model(ModelConfig(name_or_path=str(MISTRAL_V1)))
 

@@ -36,7 +36,7 @@ def read_judge_templates(path: str | Path) -> dict[str, dict[str, str]]:
     """The judge templates of a YAML/JSON file: all four keys, each {system, user} strings using only their own
     format fields. Raises ValueError naming the missing key or field, or a format field the template may not use."""
     path = Path(path)
-    text = path.read_text(encoding="utf-8")
+    text = path.read_text(encoding="utf-8-sig")
     try:
         data = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
     except (ValueError, yaml.YAMLError) as err:

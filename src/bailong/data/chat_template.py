@@ -65,7 +65,7 @@ def choose_template(tokenizer, template: str) -> str:
     path = Path(template)
     if not path.is_file():
         raise BailongError(f"chat.template: {template!r} is neither auto, base, llama-2, speaker-labels nor a file")
-    return path.read_text(encoding="utf-8")
+    return path.read_text(encoding="utf-8-sig")
 
 
 def set_template(tokenizer, template: str) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ from pathlib import Path
 from bailong.config.base import DATA_SUFFIXES
 from bailong.errors import BailongError
 
+_TRUE = {"1", "ON", "YES", "TRUE"}
 READABLE = ".txt, .jsonl, .json, .parquet (each also .gz) or a datasets name"
 
 
@@ -77,7 +79,7 @@ class RecordReader:
             for lineno, raw in enumerate(handle, 1):
                 where = f"{path}:{lineno}"
                 try:
-                    line = raw.decode("utf-8").rstrip("\r\n")
+                    line = raw.decode("utf-8-sig" if lineno == 1 else "utf-8").rstrip("\r\n")  # a BOM is fine
                 except UnicodeDecodeError as exc:
                     self.bad(
                         where,
@@ -105,7 +107,7 @@ class RecordReader:
     def _json_list(self, path: Path) -> Iterator[tuple[str, object]]:
         try:
             with self._open(path) as handle:
-                records = json.loads(handle.read().decode("utf-8"))
+                records = json.loads(handle.read().decode("utf-8-sig"))
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise BailongError(f"{path}: not a valid JSON file ({exc})") from None
         if not isinstance(records, list):
@@ -129,6 +131,12 @@ class RecordReader:
         try:
             rows = datasets.load_dataset(name, subset or None, split="train", streaming=True)
         except Exception as exc:  # noqa: BLE001 - datasets raises many types for a bad name
+            if datasets.config.HF_HUB_OFFLINE or os.environ.get("HF_HUB_OFFLINE", "").upper() in _TRUE:
+                raise BailongError(
+                    f"data.files: {name!r} is read as a hub dataset name, but offline mode is on (HF_HUB_OFFLINE) and "
+                    f"it is not in the local cache; unset HF_HUB_OFFLINE to download it, or give a local file "
+                    f"({READABLE.removesuffix(' or a datasets name')})"
+                ) from None
             raise BailongError(f"data.files: cannot load the dataset {name!r}: {exc}") from None
         for i, row in enumerate(rows):
             yield f"{name} row {i + 1}", row

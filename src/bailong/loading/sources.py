@@ -64,14 +64,33 @@ def resolve_source(name_or_path: str) -> Source:
                 f"{path}: the folder holds no HF checkpoint or tokenizer (no config.json / tokenizer.json)"
             )
         return Source("hf_dir", str(path))
-    if name_or_path.startswith((".", "/", "~")) or name_or_path.endswith((".gguf", ".model")):
-        raise BailongError(f"model source not found: {name_or_path}")
+    looks_local = name_or_path.startswith((".", "/", "~")) or name_or_path.endswith((".gguf", ".model"))
+    if looks_local or name_or_path.count("/") > 1 or (path.parent != Path(".") and path.parent.is_dir()):
+        raise BailongError(
+            f"model source not found: {name_or_path} (no such file or folder; check the path, e.g. the output_dir "
+            "of the stage that wrote it)"
+        )
     if name_or_path.count("/") != 1:
         raise BailongError(
             f"model source {name_or_path!r} is neither a local path nor a hub id (owner/name); "
             f"use '{EMBEDDED_DEFAULT}' for the embedded default"
         )
+    _check_reachable(name_or_path)
     return Source("hub", name_or_path)
+
+
+def _check_reachable(hub_id: str) -> None:
+    """With the hub's offline mode on, a hub id works only from the local cache; say so instead of a network error."""
+    import huggingface_hub
+
+    from_env = os.environ.get("HF_HUB_OFFLINE", "").upper() in {"1", "ON", "YES", "TRUE"}  # read after import too
+    if not (from_env or huggingface_hub.is_offline_mode()):
+        return
+    if not any(huggingface_hub.try_to_load_from_cache(hub_id, f) for f in ("config.json", "tokenizer_config.json")):
+        raise BailongError(
+            f"model source {hub_id!r} is a hub id, but offline mode is on (HF_HUB_OFFLINE) and it is not in the local "
+            "cache; unset HF_HUB_OFFLINE to download it, or give a local folder"
+        )
 
 
 def _is_sentencepiece(path: Path) -> bool:

@@ -55,7 +55,7 @@ def training_documents(cfg: ExtendVocabConfig) -> Iterator[str]:
 def user_words(cfg: ExtendVocabConfig) -> list[str]:
     words = list(cfg.vocab.user_words)
     if cfg.vocab.user_words_file:
-        words += Path(cfg.vocab.user_words_file).read_text(encoding="utf-8").split()
+        words += Path(cfg.vocab.user_words_file).read_text(encoding="utf-8-sig").split()
     return [w for w in dict.fromkeys(w.strip() for w in words) if w]
 
 
