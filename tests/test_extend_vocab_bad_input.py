@@ -28,7 +28,8 @@ def test_empty_corpus(tmp_path, mistral_model):
     corpus.write_text("\n   \n\n", encoding="utf-8")
     result = run(tmp_path, config(tmp_path, mistral_model, [corpus]))
     assert result.code == 2
-    assert f"the corpus is empty: no non-empty documents in {corpus}" in result.stderr
+    assert f"the corpus is empty: no non-empty documents in {corpus}; put text in it" in result.stderr
+    assert "or list another file in data.files" in result.stderr
     assert not (tmp_path / "out").exists()
 
 

@@ -230,7 +230,7 @@ def test_bad_input(extended, tmp_path):
     short = tmp_path / "short.txt"
     short.write_text("台灣。\n", encoding="utf-8")
     cases = [
-        ({"data.files": [str(empty)]}, "no text to train on (empty or all-whitespace)"),
+        ({"data.files": [str(empty)]}, "no text to train on (empty or all-whitespace); put text in it"),
         ({"data.files": [str(short)]}, "shorter than one block of data.block_size=64"),
         ({"data.block_size": 1024}, "data.block_size=1024 is above the model's context of 512 tokens"),
         (
@@ -249,6 +249,24 @@ def test_bad_input(extended, tmp_path):
         assert message in result.stderr, (overrides, result.stderr)
         errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
         assert len(errors) == 1 and "Traceback" not in result.stderr  # one message (progress bars aside)
+
+
+def test_a_full_disk_while_saving_a_checkpoint_names_the_folder_and_that_the_run_resumes(extended, tmp_path):
+    """A real full disk: the run folder is a 5 MB tmpfs, room for the tokenizer but not for the first checkpoint."""
+    import subprocess
+
+    out = tmp_path / "run"
+    out.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=5m", "tmpfs", str(out)], capture_output=True).returncode:
+        pytest.skip("mounting a small tmpfs needs root")
+    try:
+        result = run_pretrain(tmp_path, pretrain_config(extended, out))
+        assert result.code == 2, result.stderr
+        assert f"no space left on the device while writing into {out / 'checkpoints'}" in result.stderr
+        assert "the run resumes from the start (no complete checkpoint)" in result.stderr
+        assert "Traceback" not in result.stderr and not (out / "bailong_run.json").exists()
+    finally:
+        subprocess.run(["umount", str(out)], check=True)
 
 
 def test_output_dir_of_another_run_is_refused(lora_run, extended, tmp_path):

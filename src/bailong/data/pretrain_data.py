@@ -106,7 +106,10 @@ def build_training_data(data: TrainDataConfig, tokenizer, seed: int) -> Training
     for f in data.files:
         source = _source([f], data, fraction, False, data.streaming)
         if source is None:
-            raise BailongError(f"{f}: no text to train on (empty or all-whitespace)")
+            raise BailongError(
+                f"{f}: no text to train on (empty or all-whitespace); put text in it (a .txt file: one document a "
+                f"line; .jsonl: one {{{data.text_field!r}: ...}} object a line) or remove it from data.files"
+            )
         packed, tokens, _ = _prepare(source, tokenizer, data, data.streaming)
         if not data.streaming and len(packed) == 0:
             raise BailongError(

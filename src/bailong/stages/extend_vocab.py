@@ -67,7 +67,11 @@ def run(cfg: ExtendVocabConfig, overwrite: bool = False) -> dict:
     split = _Split(CorpusReader(cfg.data), cfg.data.validation, cfg.vocab.seed)
     sentences, scripts = training_sentences(split, cfg.vocab)
     if split.documents == 0:
-        raise BailongError(f"the corpus is empty: no non-empty documents in {', '.join(cfg.data.files)}")
+        raise BailongError(
+            f"the corpus is empty: no non-empty documents in {', '.join(cfg.data.files)}; put text in it (a .txt "
+            f"file: one document a line; .jsonl: one {{{cfg.data.text_field!r}: ...}} object a line) or list "
+            "another file in data.files"
+        )
     say(scripts.reason)
     if scripts.latin:
         say(

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import functools
 import json
+import shutil
 import time
 from pathlib import Path
 
@@ -15,7 +17,8 @@ from bailong.config.training import TrainConfig
 from bailong.console import say
 from bailong.data.training_set import TrainingData
 from bailong.inference.head_outputs import supports_chunked_head
-from bailong.training.checkpoints import mark_complete, resume_from
+from bailong.errors import BailongError
+from bailong.training.checkpoints import checkpoints, mark_complete, resume_from
 from bailong.training.chunked_loss import causal_lm_loss
 
 EMBEDDING_NAMES = ("embed_tokens", "lm_head")
@@ -160,8 +163,31 @@ def train_model(
             (run_dir / METRICS_FILE).unlink(missing_ok=True)  # a fresh run; a resumed one appends
         if data.validation is not None:
             trainer.add_callback(StepZeroEvaluation(trainer))
-    trainer.train(resume_from_checkpoint=checkpoint)
+    try:
+        trainer.train(resume_from_checkpoint=checkpoint)
+    except Exception as exc:
+        if not disk_full(exc, folder):
+            raise
+        complete, _ = checkpoints(folder)
+        resumes = f"its last complete checkpoint ({complete[-1]})" if complete else "the start (no complete checkpoint)"
+        raise BailongError(
+            f"no space left on the device while writing into {folder}; free some space (or lower "
+            f"train.save_total_limit) and rerun the same command: the run resumes from {resumes}"
+        ) from exc
     return trainer
+
+
+def disk_full(exc: BaseException, folder: Path) -> bool:
+    """Whether `exc` (or what caused it) is a full disk: an ENOSPC, or a failed write (torch's and safetensors' own
+    errors name no errno) with nearly no space left under `folder`."""
+    while exc is not None:
+        text = str(exc)
+        if getattr(exc, "errno", None) == errno.ENOSPC or "No space left on device" in text:
+            return True
+        if "write" in text.lower() and shutil.disk_usage(folder).free < 1 << 20:
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
 
 
 def weights_fingerprint(model) -> torch.Tensor:
