@@ -122,8 +122,10 @@ def test_export_refuses_a_taken_target_before_merging(tmp_path):
     (run / "bailong_run.json").write_text('{"base_model": "%s", "adapter": "adapter"}' % (tmp_path / "gone"))
     (tmp_path / "to").mkdir()
     (tmp_path / "to" / "keep.txt").write_text("x")
-    result = run_cli("export", run, "--to", tmp_path / "to")
-    assert_one_line(result, f"--to {tmp_path / 'to'} exists and is not empty; pass --overwrite")
+    result = run_cli("export", run, "--out", tmp_path / "to")
+    assert_one_line(result, f"export folder {tmp_path / 'to'} exists and is not empty; pass --overwrite")
+    deprecated = run_cli("export", run, "--to", tmp_path / "to")
+    assert "--to is deprecated; use --out" in deprecated.stderr and deprecated.code == 2
     assert (tmp_path / "to" / "keep.txt").exists()
 
 

@@ -65,22 +65,29 @@ def lora_run(extended, tmp_path_factory):
     return tmp / "run", result
 
 
-def test_export_matches_adapter_on_base_and_run_dir_loads_as_model(lora_run, tmp_path):
+def test_export_matches_adapter_on_base_and_run_dir_loads_as_model(extended, lora_run, tmp_path):
     from bailong.config import ModelConfig
     from bailong.loading import load_model
 
     out, _ = lora_run
     result = run_cli("export", out)
     assert result.code == 0, result.stderr
-    merged = AutoModelForCausalLM.from_pretrained(out / "merged")
+    merged = AutoModelForCausalLM.from_pretrained(out / "run-merged")
     on_base = load_model(ModelConfig(name_or_path=str(out)))  # a run folder is a model source: base + adapter
     on_base.eval()
     ids = torch.randint(0, 32200, (1, 24))
     with torch.no_grad():
         assert torch.allclose(merged(input_ids=ids).logits, on_base(input_ids=ids).logits, atol=1e-4)
+    assert f"read {out}/adapter (pretrain run, 4 steps) and its base {extended}" in result.stdout
+    assert f"wrote the merged checkpoint {out / 'run-merged'}" in result.stdout
+    modes = {f.name: f.stat().st_mode & 0o777 for f in (out / "run-merged").iterdir()}
+    assert len(set(modes.values())) == 1, modes  # model.safetensors as readable as config.json
     again = run_cli("export", out)
-    assert again.code == 2 and "--overwrite" in again.stderr
-    assert run_cli("export", tmp_path).code == 2
+    assert (
+        again.code == 2 and f"export folder {out / 'run-merged'} exists" in again.stderr and "--to" not in again.stderr
+    )
+    not_a_run = run_cli("export", tmp_path)
+    assert not_a_run.code == 2 and "pass the output_dir of a pretrain or sft run that finished" in not_a_run.stderr
 
 
 def test_lora_run_logs_and_outputs(extended, lora_run):
@@ -200,7 +207,7 @@ def test_embedding_modes(extended, tmp_path, mode):
     assert result.code == 0, result.stderr
     assert run_cli("export", out).code == 0
     before = load_file(str(extended / "model.safetensors"))
-    after = load_file(str(out / "merged" / "model.safetensors"))
+    after = load_file(str(out / "run-merged" / "model.safetensors"))
     for name in ("model.embed_tokens.weight", "lm_head.weight"):
         old_rows_same = torch.equal(after[name][:32000], before[name][:32000])
         new_rows_same = torch.equal(after[name][32000:], before[name][32000:])
@@ -219,7 +226,7 @@ def test_nf4_base_trains_and_exports_onto_full_precision(extended, tmp_path):
     result = run_pretrain(tmp_path, cfg)
     assert result.code == 0, result.stderr
     assert run_cli("export", out).code == 0
-    merged = AutoModelForCausalLM.from_pretrained(out / "merged")
+    merged = AutoModelForCausalLM.from_pretrained(out / "run-merged")
     assert merged.model.layers[0].self_attn.q_proj.weight.dtype == torch.float32  # full precision, not 4-bit
 
 

@@ -28,7 +28,6 @@ COMPLETE_MARKER = "bailong_complete"  # written into a checkpoint folder once it
 METRICS_FILE = "metrics.jsonl"
 METRICS_PNG = "loss.png"
 MERGED_BASE_DIR = "base"  # sft with pretrain_adapter: merge
-MERGED_DIR = "merged"  # export's default target
 # eval
 RESULTS_FILE = "results.json"
 TABLE_FILE = "results.md"
@@ -39,6 +38,11 @@ JUDGMENTS_FILE = "judgments.jsonl"
 QUESTIONS_FILE = "questions.jsonl"  # the judge benches' questions and references, for the HTML report
 # eval and `bailong report`
 REPORT_HTML_FILE = "report.html"  # one self-contained page: tables, charts, answers side by side, curves
+
+
+def merged_dir(run_dir: Path) -> Path:
+    """Export's default target: inside the run, named after it (a server lists the folder's name as the model id)."""
+    return run_dir / f"{run_dir.resolve().name}-merged"
 
 
 def check_output_dir(path: Path, overwrite: bool, name: str = "output_dir") -> None:
@@ -63,11 +67,20 @@ def atomic_output_dir(path: str | Path, overwrite: bool) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    _readable_by_all(tmp)  # libraries write some files through mkstemp (0600) and others with the umask's mode
     old = path.parent / f".{path.name}.old-{os.getpid()}"
     if path.exists():
         os.rename(path, old)
     os.rename(tmp, path)
     shutil.rmtree(old, ignore_errors=True)
+
+
+def _readable_by_all(folder: Path) -> None:
+    umask = os.umask(0)
+    os.umask(umask)
+    for file in folder.rglob("*"):
+        if file.is_file():
+            file.chmod(0o666 & ~umask)
 
 
 def write_json(path: Path, data: object) -> None:

@@ -20,8 +20,11 @@ def merge_run(run_dir: Path, target: Path, overwrite: bool = False) -> dict:
 
     run = read_run(run_dir)
     if run is None:
-        raise BailongError(f"{run_dir}: not a finished bailong training run (no bailong_run.json)")
-    check_output_dir(target, overwrite, "--to")  # before the merge, which takes minutes on a big model
+        raise BailongError(
+            f"{run_dir}: not a finished bailong training run (no bailong_run.json); pass the output_dir of a pretrain "
+            "or sft run that finished (rerun its config to finish it)"
+        )
+    check_output_dir(target, overwrite, "export folder")  # before the merge, which takes minutes on a big model
     tokenizer = load_tokenizer(str(run_dir))
     model = load_model(
         ModelConfig(name_or_path=run["base_model"], adapter=str(Path(run_dir) / ADAPTER_DIR)),
