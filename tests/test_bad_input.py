@@ -115,6 +115,17 @@ def test_serve_on_a_taken_port_says_so_before_loading_the_model():
     assert "serving" not in result.stdout
 
 
+def test_serve_beyond_loopback_needs_a_key_or_insecure(monkeypatch):
+    result = run_cli("serve", "smollm2-135m-instruct", "--host", "0.0.0.0")
+    assert_one_line(
+        result, "--host 0.0.0.0 is reachable from other machines and no key is required: pass --api-key-env"
+    )
+    assert "--insecure" in result.stderr and "serving" not in result.stdout
+    monkeypatch.delenv("BAILONG_NO_SUCH_KEY", raising=False)
+    unset = run_cli("serve", "smollm2-135m-instruct", "--api-key-env", "BAILONG_NO_SUCH_KEY")
+    assert_one_line(unset, "--api-key-env BAILONG_NO_SUCH_KEY: the environment variable is not set or empty")
+
+
 def test_export_refuses_a_taken_target_before_merging(tmp_path):
     run = tmp_path / "run"
     run.mkdir()

@@ -4,6 +4,7 @@ talked to with urllib and with the official `openai` client."""
 import gc
 import inspect
 import json
+import os
 import time
 import urllib.error
 import urllib.request
@@ -192,8 +193,8 @@ def test_broken_json_and_unknown_paths(api):
     assert status == 404 and "message" in json.loads(data)["error"]
 
 
-def client(base: str, **options) -> openai.OpenAI:
-    return openai.OpenAI(base_url=base, api_key="unused", max_retries=0, **options)
+def client(base: str, api_key: str = "unused", **options) -> openai.OpenAI:
+    return openai.OpenAI(base_url=base, api_key=api_key, max_retries=0, **options)
 
 
 def test_the_openai_client_lists_retrieves_and_completes(api):
@@ -339,12 +340,10 @@ def test_cli_serves_a_run_folder_on_loopback(api, tmp_path):
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "bailong", "serve", str(model), "--port", str(port)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    command = [sys.executable, "-m", "bailong", "serve", str(model), "--port", str(port), "--api-key-env", "TEST_KEY"]
+    command += ["--temperature", "0", "--max-new-tokens", "3"]  # defaults for what a request leaves out
+    env = {**os.environ, "TEST_KEY": "s3cret"}
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     base = f"http://127.0.0.1:{port}/v1"
     try:
         deadline = time.time() + 120
@@ -355,10 +354,20 @@ def test_cli_serves_a_run_folder_on_loopback(api, tmp_path):
             except urllib.error.URLError:
                 time.sleep(0.5)
         assert proc.poll() is None, proc.stderr.read()
-        assert status == 200 and json.loads(data)["data"][0]["id"] == "m"
-        reply = complete(base, model="m", temperature=0, max_tokens=4)
-        assert reply["choices"][0]["message"]["role"] == "assistant"
+        assert status == 401  # no key
+        error = json.loads(data)["error"]
+        assert error["code"] == "invalid_api_key" and "Authorization: Bearer" in error["message"]
+        with pytest.raises(openai.AuthenticationError):
+            client(base, api_key="wrong").models.list()
+        keyed = client(base, api_key="s3cret")
+        assert [m.id for m in keyed.models.list()] == ["m"]
+        first = keyed.chat.completions.create(model="m", messages=HELLO)
+        again = keyed.chat.completions.create(model="m", messages=HELLO)
+        assert (
+            first.usage.completion_tokens <= 3 and first.choices[0].message.content == again.choices[0].message.content
+        )
+        assert call(base.removesuffix("/v1"), "/health")[0] == 200  # the health check needs no key
     finally:
         proc.terminate()
         out, _ = proc.communicate(timeout=30)
-    assert f"serving m on http://127.0.0.1:{port}/v1" in out
+    assert f"serving m on http://127.0.0.1:{port}/v1 (key required)" in out

@@ -16,10 +16,14 @@ from bailong import __version__
 from bailong.errors import INTERRUPTED_EXIT, BailongError, was_interrupted
 from bailong.stages import STAGES, Stage
 
-ConfigArg = Annotated[Path, typer.Argument(help="the stage's YAML config", show_default=False)]
-SetOpt = Annotated[
-    list[str] | None, typer.Option("--set", "-s", help="override a key, e.g. --set vocab.new_tokens=500 (YAML value)")
-]
+ConfigArg = Annotated[Path, typer.Argument(help="the stage's YAML config", show_default=False, metavar="CONFIG")]
+# A key each stage's config has, for the example in its --help.
+SET_EXAMPLES = {
+    "extend-vocab": "vocab.new_tokens=500",
+    "pretrain": "train.max_steps=100",
+    "sft": "train.max_steps=100",
+    "eval": "output_dir=runs/eval2",
+}
 PrintOpt = Annotated[bool, typer.Option("--print-config", help="print the resolved, validated config and exit")]
 DebugOpt = Annotated[bool, typer.Option("--debug", help="show full tracebacks and library logs")]
 OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="replace a non-empty output_dir")]
@@ -92,15 +96,33 @@ def _stage_module(stage: Stage):
 def config_command(name: str, stage: Stage) -> Callable:
     """`bailong NAME CONFIG.yaml`: load and validate the config, then run the stage."""
 
+    example = SET_EXAMPLES.get(name, "output_dir=runs/other")
+    SetOpt = Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set",
+            "-s",
+            metavar="KEY=VALUE",
+            help=f"override a key (a YAML value; repeat for more), e.g. --set {example}",
+        ),
+    ]
+
     def command(
+        ctx: typer.Context,
         config: ConfigArg,
-        set_: SetOpt = None,
+        set_: list[str] | None = None,
         print_config: PrintOpt = False,
         overwrite: OverwriteOpt = False,
         debug: DebugOpt = False,
     ) -> None:
         def body() -> None:
             from bailong.config import dump_config, load_config
+
+            if ctx.args:  # e.g. `--set key value`: the value is left over
+                raise BailongError(
+                    f"unexpected argument {ctx.args[0]!r}: --set takes one KEY=VALUE (no spaces around =), "
+                    f"e.g. --set {example}"
+                )
 
             cfg = load_config(name, config, set_ or [])
             if print_config:
@@ -110,6 +132,7 @@ def config_command(name: str, stage: Stage) -> Callable:
 
         guarded(debug, body)
 
+    command.__annotations__["set_"] = SetOpt  # a local name, which the postponed annotations cannot resolve
     command.__doc__ = stage.summary
     return command
 
@@ -124,11 +147,43 @@ def signature_command(stage: Stage) -> Callable:
         guarded(debug, lambda: run(**kwargs))
 
     debug = inspect.Parameter("debug", inspect.Parameter.KEYWORD_ONLY, default=False, annotation=DebugOpt)
-    params = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in signature.parameters.values()] + [debug]
+    params = [_readable(p.replace(kind=inspect.Parameter.KEYWORD_ONLY)) for p in signature.parameters.values()]
+    params.append(debug)
     command.__signature__ = signature.replace(parameters=params, return_annotation=None)
     command.__annotations__ = {p.name: p.annotation for p in params}
     command.__doc__ = stage.summary
     return command
+
+
+_METAVARS = {int: "N", float: "X", str: "TEXT", Path: "PATH"}
+
+
+class PlainHelpCommand(typer.core.TyperCommand):
+    """Shows arguments as `CONFIG` and `DIR...` in --help, without typer's `{config}` and type names (`<path>`)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for param in self.params:
+            if isinstance(param, typer.core.TyperArgument):
+                shown = param.display_name_raw + ("..." if param.nargs != 1 else "")
+                param._usage_display_name = lambda shown=shown: shown
+                param._rich_display_name = lambda shown=shown: shown
+                param.display_type_rich = lambda ctx: None
+
+
+def _readable(param: inspect.Parameter) -> inspect.Parameter:
+    """Gives an option or argument without a metavar a plain one (N, X, TEXT, PATH, or its NAME) instead of typer's
+    type names (`<int range>`, `{model}`)."""
+    meta = getattr(param.annotation, "__metadata__", ())
+    for info in meta:
+        if isinstance(info, typer.models.ParameterInfo) and info.metavar is None:
+            kind = param.annotation.__origin__
+            inner = [a for a in getattr(kind, "__args__", (kind,)) if a is not type(None)]
+            if isinstance(info, typer.models.ArgumentInfo):
+                info.metavar = param.name.upper()
+            elif inner and inner[0] is not bool:
+                info.metavar = _METAVARS.get(inner[0], "VALUE")
+    return param
 
 
 def build_app() -> typer.Typer:
@@ -141,8 +196,12 @@ def build_app() -> typer.Typer:
     )
     app.callback()(_root)
     for name, stage in STAGES.items():
-        command = config_command(name, stage) if stage.config else signature_command(stage)
-        app.command(name, help=stage.summary)(command)
+        if stage.config:
+            settings = {"allow_extra_args": True, "ignore_unknown_options": False}
+            command = app.command(name, help=stage.summary, context_settings=settings, cls=PlainHelpCommand)
+            command(config_command(name, stage))
+        else:
+            app.command(name, help=stage.summary, cls=PlainHelpCommand)(signature_command(stage))
     return app
 
 

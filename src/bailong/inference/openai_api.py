@@ -9,6 +9,7 @@ next request at once.
 
 from __future__ import annotations
 
+import hmac
 import json
 import socket
 import threading
@@ -33,6 +34,7 @@ from bailong.inference.openai_protocol import (
     error_body,
     model_not_found,
     shown,
+    unauthorized,
     validation_error,
 )
 
@@ -86,15 +88,23 @@ def _generate(
     return _Result(cut(raw, stops).strip(), prompt_len, len(new), "length" if length else "stop")
 
 
-def create_app(bot: ChatModel, model_name: str) -> fastapi.FastAPI:
-    """The OpenAI-compatible API app over a loaded model."""
+def create_app(
+    bot: ChatModel, model_name: str, api_key: str | None = None, defaults: GenerationSettings | None = None
+) -> fastapi.FastAPI:
+    """The OpenAI-compatible API app over a loaded model. With `api_key`, every /v1 request must send it as
+    `Authorization: Bearer <key>` (as OpenAI clients do); `defaults` fill what a request leaves out."""
     import anyio
-    from fastapi import FastAPI
+    from fastapi import Depends, FastAPI
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import JSONResponse
     from starlette.exceptions import HTTPException
 
-    app = FastAPI(title=f"bailong serve: {model_name}")
+    def check_key(request: Request) -> None:  # a dependency, not a middleware: those hide a client's disconnect
+        sent = request.headers.get("authorization", "")
+        if api_key and request.url.path.startswith("/v1") and not hmac.compare_digest(sent, f"Bearer {api_key}"):
+            raise unauthorized()
+
+    app = FastAPI(title=f"bailong serve: {model_name}", dependencies=[Depends(check_key)])
     lock = threading.Lock()
     created = int(time.time())
     card = {"id": model_name, "object": "model", "created": created, "owned_by": "bailong"}
@@ -111,6 +121,8 @@ def create_app(bot: ChatModel, model_name: str) -> fastapi.FastAPI:
     def _http(request, exc: HTTPException):
         kind = "invalid_request_error" if exc.status_code < 500 else "server_error"
         return JSONResponse(error_body(str(exc.detail), kind=kind), status_code=exc.status_code)
+
+    defaults = defaults or GenerationSettings()
 
     @app.get("/health")
     def health() -> dict:
@@ -138,8 +150,8 @@ def create_app(bot: ChatModel, model_name: str) -> fastapi.FastAPI:
                 raise ApiError(
                     f"messages: the chat template cannot render them: {exc}", "messages", "invalid_value"
                 ) from None
-        budget = completion_budget(req, ids.shape[1], bot.context_length())
-        return ids, req.settings(budget), stops
+        budget = completion_budget(req, ids.shape[1], bot.context_length(), defaults.max_new_tokens)
+        return ids, req.settings(budget, defaults), stops
 
     @app.post("/v1/chat/completions")
     async def completions(req: ChatRequest, request: Request):

@@ -3,6 +3,7 @@ and errors as {"error": {"message", "type", "param", "code"}} with OpenAI's code
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -37,7 +38,9 @@ class ChatRequest(BaseModel):
             return "max_completion_tokens", self.max_completion_tokens
         return "max_tokens", self.max_tokens
 
-    def settings(self, max_new_tokens: int | None = None) -> GenerationSettings:
+    def settings(
+        self, max_new_tokens: int | None = None, defaults: GenerationSettings | None = None
+    ) -> GenerationSettings:
         given = {
             "max_new_tokens": max_new_tokens or self.completion_limit[1],
             "temperature": self.temperature,
@@ -45,7 +48,8 @@ class ChatRequest(BaseModel):
             "repetition_penalty": self.repetition_penalty,
             "seed": self.seed,
         }
-        return GenerationSettings(**{k: v for k, v in given.items() if v is not None})
+        base = defaults or GenerationSettings()
+        return dataclasses.replace(base, **{k: v for k, v in given.items() if v is not None})
 
 
 class ApiError(Exception):
@@ -57,6 +61,15 @@ class ApiError(Exception):
 
     def body(self) -> dict:
         return error_body(str(self), self.param, code=self.code)
+
+
+def unauthorized() -> ApiError:
+    return ApiError(
+        "Incorrect or missing API key: send the header 'Authorization: Bearer <key>' with the key this server was "
+        "started with (bailong serve --api-key-env NAME)",
+        code="invalid_api_key",
+        status=401,
+    )
 
 
 def error_body(
@@ -128,7 +141,9 @@ def check_stops(stop: Any) -> list[str]:
     return [s for s in stops if s]
 
 
-def completion_budget(req: ChatRequest, prompt_tokens: int, context: int | None) -> int | None:
+def completion_budget(
+    req: ChatRequest, prompt_tokens: int, context: int | None, default: int = GenerationSettings.max_new_tokens
+) -> int | None:
     """The completion's token limit: the request's, or without one the default cut to what the context has left.
     Raises ApiError (context_length_exceeded) when the prompt, or the prompt and the asked limit, do not fit."""
     field, asked = req.completion_limit
@@ -149,7 +164,7 @@ def completion_budget(req: ChatRequest, prompt_tokens: int, context: int | None)
             field,
             "context_length_exceeded",
         )
-    return asked if asked is not None else min(GenerationSettings().max_new_tokens, context - prompt_tokens)
+    return asked if asked is not None else min(default, context - prompt_tokens)
 
 
 def cut(text: str, stops: list[str]) -> str:

@@ -42,7 +42,8 @@ STAGES: dict[str, Stage] = {
     ),
     "serve": Stage(
         "serve",
-        "Serve a model through an OpenAI-compatible API (GET /v1/models[/ID], POST /v1/chat/completions).",
+        "Serve a model through an OpenAI-compatible API (GET /v1/models[/ID], POST /v1/chat/completions); "
+        "--api-key-env NAME requires a key.",
         config=False,
     ),
     "report": Stage(

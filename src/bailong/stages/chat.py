@@ -8,9 +8,15 @@ from typing import Annotated
 
 import typer
 
-from bailong.inference.chat_model import GenerationSettings
-
-_DEFAULTS = GenerationSettings()
+from bailong.stages.options import (
+    DEFAULTS,
+    Device,
+    MaxNewTokens,
+    RepetitionPenalty,
+    Temperature,
+    TopP,
+    generation_settings,
+)
 
 
 def run(
@@ -18,26 +24,18 @@ def run(
         str, typer.Argument(help="a run folder, model, or a stage's YAML config (its output_dir)", show_default=False)
     ],
     system: Annotated[str | None, typer.Option("--system", help="a system prompt for every conversation")] = None,
-    max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", min=1, help="reply length limit")] = (
-        _DEFAULTS.max_new_tokens
-    ),
-    temperature: Annotated[float, typer.Option("--temperature", min=0.0, help="0 for greedy decoding")] = (
-        _DEFAULTS.temperature
-    ),
-    top_p: Annotated[float, typer.Option("--top-p", min=0.0, max=1.0)] = _DEFAULTS.top_p,
-    repetition_penalty: Annotated[
-        float, typer.Option("--repetition-penalty", min=0.0, help="above 1 discourages repeats (small models loop)")
-    ] = _DEFAULTS.repetition_penalty,
-    device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda, cuda:1, ...")] = "auto",
+    max_new_tokens: MaxNewTokens = DEFAULTS.max_new_tokens,
+    temperature: Temperature = DEFAULTS.temperature,
+    top_p: TopP = DEFAULTS.top_p,
+    repetition_penalty: RepetitionPenalty = DEFAULTS.repetition_penalty,
+    device: Device = "auto",
 ) -> int:
     """Chat with a model in the terminal (one user turn per line; also reads a pipe); /reset, /exit."""
     from transformers import TextStreamer
 
     from bailong.inference import ChatModel, model_source
 
-    settings = GenerationSettings(
-        max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, repetition_penalty=repetition_penalty
-    )
+    settings = generation_settings(max_new_tokens, temperature, top_p, repetition_penalty)
     interactive = sys.stdin.isatty()
     bot = ChatModel(model_source(model), device=device)
     streamer = TextStreamer(bot.tokenizer, skip_prompt=True, skip_special_tokens=True)

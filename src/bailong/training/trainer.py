@@ -16,8 +16,8 @@ from bailong.artifacts import METRICS_FILE, keep_metrics_until
 from bailong.config.training import TrainConfig
 from bailong.console import say
 from bailong.data.training_set import TrainingData
-from bailong.inference.head_outputs import supports_chunked_head
 from bailong.errors import BailongError
+from bailong.inference.head_outputs import supports_chunked_head
 from bailong.training.checkpoints import checkpoints, mark_complete, resume_from
 from bailong.training.chunked_loss import causal_lm_loss
 
