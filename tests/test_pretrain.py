@@ -256,6 +256,7 @@ def test_bad_input(extended, tmp_path):
         assert message in result.stderr, (overrides, result.stderr)
         errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
         assert len(errors) == 1 and "Traceback" not in result.stderr  # one message (progress bars aside)
+        assert not (tmp_path / f"run{i}").exists()  # a run that failed before training leaves no folder
 
 
 def test_a_full_disk_while_saving_a_checkpoint_names_the_folder_and_that_the_run_resumes(extended, tmp_path):

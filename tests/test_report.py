@@ -206,6 +206,7 @@ def test_report_of_a_runs_folder_shows_curves_and_token_boundaries(training_runs
     source = page.read_text(encoding="utf-8")
     assert source.index("training run: pretrain") < source.index("extend-vocab: extend_vocab")
     assert source.count('src="data:image/png;base64,') == 1  # the run's loss.png
+    assert 'font: 15px/1.5 "Noto Sans CJK TC", "PingFang TC", "Microsoft JhengHei"' in source  # CJK fonts first
 
     run, vocab = collect_sections([training_runs])
     facts = dict(run["facts"])

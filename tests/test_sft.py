@@ -5,6 +5,7 @@ import copy
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -365,3 +366,4 @@ def test_sft_bad_input(pretrain_run, tmp_path):
         result = run_cli("sft", write_config(tmp_path / "bad.yaml", cfg))
         assert result.code == 2 and message in result.stderr, (message, result.stderr)
         assert "Traceback" not in result.stderr
+        assert not Path(cfg["output_dir"]).exists(), message  # a run that failed before training leaves no folder

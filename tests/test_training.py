@@ -68,3 +68,18 @@ def test_held_out_share_too_short_for_a_block_trains_without_evaluation(tmp_path
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert rows and not any("eval_loss" in r for r in rows)
     assert (out / "adapter" / "adapter_config.json").is_file()
+
+
+def test_a_loss_chart_with_one_logged_point_shows_the_point(tmp_path):
+    import json
+
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from bailong.training.curves import plot_metrics
+
+    (tmp_path / "metrics.jsonl").write_text(json.dumps({"step": 1, "loss": 7.1}) + "\n", encoding="utf-8")
+    assert plot_metrics(tmp_path, tmp_path / "loss.png")
+    pixels = plt.imread(tmp_path / "loss.png")[..., :3]
+    blue = np.all(np.abs(pixels - np.array([0x1F, 0x77, 0xB4]) / 255) < 0.05, axis=-1)  # matplotlib's first color
+    assert blue.sum() > 20  # the marker, besides the legend's swatch

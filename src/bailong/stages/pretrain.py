@@ -30,30 +30,31 @@ def run(cfg: PretrainConfig, overwrite: bool = False) -> dict:
     run = TrainingRun(cfg, overwrite)
     if run.finished is not None:
         return run.finished
-    extension = preflight(cfg, run.tokenizer)
-    data = build_training_data(cfg.data, run.tokenizer, cfg.train.seed)
-    wanted = bool(cfg.data.validation_files) or (cfg.data.validation > 0 and not cfg.data.streaming)
-    args = run.arguments(data, validation_wanted=wanted)
-    set_seed(cfg.train.seed)  # the same fresh adapter on every process
-    model = model_with_fresh_adapter(
-        cfg.model,
-        cfg.quantization,
-        cfg.lora,
-        cfg.embeddings,
-        extension["new_token_ids"] if extension else None,
-        cfg.train.gradient_checkpointing,
-    )
-    metadata = run.train(
-        model,
-        data,
-        args,
-        base_model=cfg.model.name_or_path,
-        metadata={
-            "stage": "pretrain",
-            "embeddings_train": cfg.embeddings.train,
-            "train_blocks": data.train_blocks,
-        },
-    )
-    if metadata:
-        run.summary(metadata, "eval_packed_bits_per_char", "held-out bits per character (packed blocks)")
+    with run.removed_if_it_fails_early():
+        extension = preflight(cfg, run.tokenizer)
+        data = build_training_data(cfg.data, run.tokenizer, cfg.train.seed)
+        wanted = bool(cfg.data.validation_files) or (cfg.data.validation > 0 and not cfg.data.streaming)
+        args = run.arguments(data, validation_wanted=wanted)
+        set_seed(cfg.train.seed)  # the same fresh adapter on every process
+        model = model_with_fresh_adapter(
+            cfg.model,
+            cfg.quantization,
+            cfg.lora,
+            cfg.embeddings,
+            extension["new_token_ids"] if extension else None,
+            cfg.train.gradient_checkpointing,
+        )
+        metadata = run.train(
+            model,
+            data,
+            args,
+            base_model=cfg.model.name_or_path,
+            metadata={
+                "stage": "pretrain",
+                "embeddings_train": cfg.embeddings.train,
+                "train_blocks": data.train_blocks,
+            },
+        )
+        if metadata:
+            run.summary(metadata, "eval_packed_bits_per_char", "held-out bits per character (packed blocks)")
     return metadata

@@ -52,53 +52,60 @@ def run(cfg: SftConfig, overwrite: bool = False) -> dict:
     run = TrainingRun(cfg, overwrite)
     if run.finished is not None:
         return run.finished
-    set_template(run.tokenizer, cfg.chat.template)
-    data, counts = build_sft_data(cfg.data, run.tokenizer, cfg.chat.train_on, cfg.chat.system_prompt, cfg.train.seed)
-    say(f"chat data: {counts.summary()}")
-    args = run.arguments(data, bool(cfg.data.validation_files) or cfg.data.validation > 0, padded=not cfg.data.packing)
-    base, continue_adapter = starting_point(cfg, run.dir)
-    if args.world_size > 1:
-        import torch.distributed as dist
+    with run.removed_if_it_fails_early():
+        set_template(run.tokenizer, cfg.chat.template)
+        data, counts = build_sft_data(
+            cfg.data, run.tokenizer, cfg.chat.train_on, cfg.chat.system_prompt, cfg.train.seed
+        )
+        say(f"chat data: {counts.summary()}")
+        args = run.arguments(
+            data, bool(cfg.data.validation_files) or cfg.data.validation > 0, padded=not cfg.data.packing
+        )
+        base, continue_adapter = starting_point(cfg, run.dir)
+        if args.world_size > 1:
+            import torch.distributed as dist
 
-        dist.barrier()  # the merged base is written by the first process
-    check_model_fits(cfg.model, base, run.tokenizer, ("data.max_length", cfg.data.max_length))
-    extension = extension_of(base)
-    if cfg.embeddings.train == "new-rows" and not continue_adapter and not (extension or {}).get("new_token_ids"):
-        raise BailongError(f"embeddings.train: new-rows needs an extend-vocab output as the base ({base!r} has none)")
+            dist.barrier()  # the merged base is written by the first process
+        check_model_fits(cfg.model, base, run.tokenizer, ("data.max_length", cfg.data.max_length))
+        extension = extension_of(base)
+        if cfg.embeddings.train == "new-rows" and not continue_adapter and not (extension or {}).get("new_token_ids"):
+            raise BailongError(
+                f"embeddings.train: new-rows needs an extend-vocab output as the base ({base!r} has none)"
+            )
 
-    set_seed(cfg.train.seed)
-    if continue_adapter:
-        say(f"continuing the adapter of {cfg.model.name_or_path} (the lora and embeddings sections do not apply)")
-        model = load_model(
-            cfg.model, cfg.quantization, trainable=True, gradient_checkpointing=cfg.train.gradient_checkpointing
+        set_seed(cfg.train.seed)
+        if continue_adapter:
+            say(f"continuing the adapter of {cfg.model.name_or_path} (the lora and embeddings sections do not apply)")
+            model = load_model(
+                cfg.model, cfg.quantization, trainable=True, gradient_checkpointing=cfg.train.gradient_checkpointing
+            )
+        else:
+            model = model_with_fresh_adapter(
+                cfg.model.model_copy(update={"name_or_path": base}),
+                cfg.quantization,
+                cfg.lora,
+                cfg.embeddings,
+                (extension or {}).get("new_token_ids"),
+                cfg.train.gradient_checkpointing,
+            )
+        metadata = run.train(
+            model,
+            data,
+            args,
+            base_model=base,
+            collator=collator(cfg, run.tokenizer),
+            metadata={
+                "stage": "sft",
+                "started_from": cfg.model.name_or_path,
+                "pretrain_adapter": cfg.pretrain_adapter if base != cfg.model.name_or_path else None,
+                "chat_template": cfg.chat.template,
+                "train_on": cfg.chat.train_on,
+                "samples": counts.samples,
+                "data": counts.summary(),
+            },
         )
-    else:
-        model = model_with_fresh_adapter(
-            cfg.model.model_copy(update={"name_or_path": base}),
-            cfg.quantization,
-            cfg.lora,
-            cfg.embeddings,
-            (extension or {}).get("new_token_ids"),
-            cfg.train.gradient_checkpointing,
-        )
-    metadata = run.train(
-        model,
-        data,
-        args,
-        base_model=base,
-        collator=collator(cfg, run.tokenizer),
-        metadata={
-            "stage": "sft",
-            "started_from": cfg.model.name_or_path,
-            "pretrain_adapter": cfg.pretrain_adapter if base != cfg.model.name_or_path else None,
-            "chat_template": cfg.chat.template,
-            "train_on": cfg.chat.train_on,
-            "samples": counts.samples,
-            "data": counts.summary(),
-        },
-    )
-    if metadata:
-        run.summary(
-            metadata, "eval_loss", "held-out loss on assistant tokens", f"; chat with it: bailong chat {run.dir}"
-        )
+        if metadata:
+            run.summary(
+                metadata, "eval_loss", "held-out loss on assistant tokens", f"; chat with it: bailong chat {run.dir}"
+            )
     return metadata

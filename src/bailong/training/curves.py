@@ -26,8 +26,8 @@ def plot_metrics(run_dir: Path, png: Path) -> bool:
         return False
     fig, axes = plt.subplots(1, 2 if bpc else 1, figsize=(11 if bpc else 6, 4), squeeze=False)
     ax = axes[0][0]
-    if train:
-        ax.plot(*zip(*train), label="training loss")
+    if train:  # a marker where there is one point only: a line through one point draws nothing
+        ax.plot(*zip(*train), marker="o" if len(train) == 1 else None, label="training loss")
     if held:
         ax.plot(*zip(*held), marker="o", label="held-out loss")
     ax.set_xlabel("step")

@@ -7,6 +7,8 @@ adapter (written whole or not at all), the loss plot, and the metadata that lets
 from __future__ import annotations
 
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import yaml
@@ -90,11 +92,22 @@ class TrainingRun:
                 "train on from its last checkpoint, or pass --overwrite to start over)"
             )
             return
-        self.dir.mkdir(parents=True, exist_ok=True)
+        self._created = not self.dir.exists()
         self.tokenizer = load_tokenizer(
             cfg.model.tokenizer_source, revision=cfg.model.revision, trust_remote_code=cfg.model.trust_remote_code
         )
+        self.dir.mkdir(parents=True, exist_ok=True)
         say(f"kernels: {self.kernels} ({why}); loss: {'chunked' if cfg.train.chunked_loss else 'full logits'}")
+
+    @contextmanager
+    def removed_if_it_fails_early(self) -> Iterator[None]:
+        """A run that fails before training starts (bad data, a model that does not fit) leaves no folder behind."""
+        try:
+            yield
+        except BaseException:
+            if self._created and not (self.dir / CONFIG_FILE).exists():
+                shutil.rmtree(self.dir, ignore_errors=True)
+            raise
 
     def arguments(self, data: TrainingData, validation_wanted: bool, padded: bool = False):
         """Trainer's arguments (they set up the processes of a distributed run, so make them before the model)."""
