@@ -82,4 +82,4 @@ def test_a_loss_chart_with_one_logged_point_shows_the_point(tmp_path):
     assert plot_metrics(tmp_path, tmp_path / "loss.png")
     pixels = plt.imread(tmp_path / "loss.png")[..., :3]
     blue = np.all(np.abs(pixels - np.array([0x1F, 0x77, 0xB4]) / 255) < 0.05, axis=-1)  # matplotlib's first color
-    assert blue.sum() > 20  # the marker, besides the legend's swatch
+    assert blue.sum() > 100  # the marker (about 100 pixels) besides the legend's swatch (about 60)
