@@ -94,13 +94,15 @@ def test_library_noise_only_with_debug(debug):
     import sys
 
     noise = "Failed to load CPU gemm_4bit_forward from kernels-community: No module named 'kernels'"
+    trust = "Skipping publisher trust check for 'kernels-community/quantization-bitsandbytes'"
     code = (
         "import logging; from bailong.cli import guarded; "
-        f"guarded({debug}, lambda: logging.getLogger('bitsandbytes.backends.cpu.ops').warning({noise!r}))"
+        f"guarded({debug}, lambda: logging.getLogger('bitsandbytes.backends.cpu.ops').warning({noise!r})); "
+        f"guarded({debug}, lambda: logging.getLogger('kernels._internals.hf_hub').warning({trust!r}))"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
-    assert (noise in proc.stderr) is debug, proc.stderr
+    assert (noise in proc.stderr) is debug and (trust in proc.stderr) is debug, proc.stderr
 
 
 def test_serve_on_a_taken_port_says_so_before_loading_the_model():

@@ -81,7 +81,18 @@ def _interrupted() -> None:
 def _quiet_libraries(debug: bool) -> None:
     logging.basicConfig(level=logging.DEBUG if debug else logging.INFO, format="%(message)s")
     # e.g. bitsandbytes' "Failed to load CPU gemm_4bit_forward ... pip install kernels" on every start
-    for name in ("transformers", "datasets", "huggingface_hub", "urllib3", "filelock", "bitsandbytes", "peft"):
+    # and kernels' "Skipping publisher trust check for 'kernels-community/...'" whenever bitsandbytes loads offline
+    libraries = (
+        "transformers",
+        "datasets",
+        "huggingface_hub",
+        "urllib3",
+        "filelock",
+        "bitsandbytes",
+        "peft",
+        "kernels",
+    )
+    for name in libraries:
         logging.getLogger(name).setLevel(logging.INFO if debug else logging.ERROR)
     if not debug:
         import warnings

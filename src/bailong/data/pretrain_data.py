@@ -12,7 +12,7 @@ import os
 from bailong.config.data import TextDataConfig, TrainDataConfig
 from bailong.data.corpus import CorpusReader, split_held_out
 from bailong.data.mixing import mix
-from bailong.data.training_set import TrainingData
+from bailong.data.training_set import TrainingData, no_cache_progress_bar
 from bailong.errors import BailongError
 
 PACK_BATCH = 1000
@@ -72,7 +72,8 @@ def _source(files, data: TrainDataConfig, fraction: float, held: bool, streaming
         return None
     cls = datasets.IterableDataset if streaming else datasets.Dataset
     try:
-        return cls.from_generator(_documents, gen_kwargs=kwargs)
+        with no_cache_progress_bar():
+            return cls.from_generator(_documents, gen_kwargs=kwargs)
     except datasets.exceptions.DatasetGenerationError as exc:
         cause = exc.__cause__ or exc.__context__
         if isinstance(cause, BailongError):

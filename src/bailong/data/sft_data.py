@@ -12,7 +12,7 @@ from bailong.data.conversations import ChatReader
 from bailong.data.corpus import split_held_out
 from bailong.data.mixing import mix
 from bailong.data.pretrain_data import source_stamp
-from bailong.data.training_set import TrainingData
+from bailong.data.training_set import TrainingData, no_cache_progress_bar
 from bailong.errors import BailongError
 
 # `cut` column values: how a sample came out of its conversation
@@ -117,7 +117,8 @@ def _prepare(files, data: SftDataConfig, tokenizer, train_on: str, system_prompt
     counts.skipped_bad = reader.report()
     if count == 0:
         return None
-    conversations = datasets.Dataset.from_generator(_conversations, gen_kwargs=kwargs)
+    with no_cache_progress_bar():
+        conversations = datasets.Dataset.from_generator(_conversations, gen_kwargs=kwargs)
     encoded = conversations.map(
         _encode_fn(tokenizer, data.max_length, data.overlong, train_on),
         batched=True,

@@ -3,7 +3,24 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+
+
+@contextmanager
+def no_cache_progress_bar() -> Iterator[None]:
+    """Hides datasets' "Generating train split" bar (writing the cache of what was just read; bailong's own bars
+    show the reading and tokenizing)."""
+    import datasets
+
+    shown = datasets.is_progress_bar_enabled()
+    datasets.disable_progress_bars()
+    try:
+        yield
+    finally:
+        if shown:
+            datasets.enable_progress_bars()
 
 
 @dataclass

@@ -7,13 +7,23 @@ adapter (written whole or not at all), the loss plot, and the metadata that lets
 from __future__ import annotations
 
 import shutil
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import yaml
 
-from bailong.artifacts import ADAPTER_DIR, CONFIG_FILE, METRICS_PNG, atomic_output_dir, read_run, write_run
+from bailong.artifacts import (
+    ADAPTER_DIR,
+    CONFIG_FILE,
+    METRICS_FILE,
+    METRICS_PNG,
+    atomic_output_dir,
+    read_metrics,
+    read_run,
+    write_run,
+)
 from bailong.config import dump_config
 from bailong.console import is_main_process, say
 from bailong.data.training_set import TrainingData
@@ -83,6 +93,7 @@ class TrainingRun:
     def __init__(self, cfg, overwrite: bool):
         self.cfg = cfg
         self.dir = Path(cfg.output_dir)
+        self.started = time.perf_counter()
         self.kernels, why = resolve_kernels(cfg.train.kernels)
         check_run_dir(self.dir, cfg, overwrite)
         self.finished = finished_run(self.dir, cfg)
@@ -165,14 +176,16 @@ class TrainingRun:
         return metadata
 
     def summary(self, metadata: dict, metric: str, label: str, next_step: str = "") -> None:
-        """The held-out `metric` from the first to the last evaluation, and where everything was written."""
-        evals = [r for r in metadata["log"] if metric in r]
-        if len(evals) >= 2:
-            say(
-                f"{label}: {evals[0][metric]:.3f} at step {evals[0]['step']} -> {evals[-1][metric]:.3f} at step "
-                f"{evals[-1]['step']}"
-            )
+        """The training loss and the held-out `metric` from first to last, the wall time, and where everything is."""
+        rows = read_metrics(self.dir)
+        minutes, seconds = divmod(round(time.perf_counter() - self.started), 60)
+        say(f"done in {minutes}:{seconds:02d} (min:s), {metadata['steps']} steps")
+        for name, key, values in (("training loss", "loss", rows), (label, metric, metadata["log"])):
+            points = [r for r in values if key in r]
+            if points:
+                first, last = points[0], points[-1]
+                say(f"{name}: {first[key]:.3f} at step {first['step']} -> {last[key]:.3f} at step {last['step']}")
         say(
-            f"wrote {self.dir} ({metadata['steps']} steps; adapter in {self.dir / ADAPTER_DIR}, curves in "
-            f"{self.dir / METRICS_PNG}){next_step}"
+            f"wrote {self.dir} (adapter in {self.dir / ADAPTER_DIR}, curves in {self.dir / METRICS_PNG}, every "
+            f"logged step in {self.dir / METRICS_FILE}){next_step}"
         )

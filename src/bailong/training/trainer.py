@@ -11,6 +11,7 @@ from pathlib import Path
 
 import torch
 from transformers import Trainer, TrainerCallback, TrainingArguments, default_data_collator
+from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
 from bailong.artifacts import METRICS_FILE, keep_metrics_until
 from bailong.config.training import TrainConfig
@@ -112,6 +113,26 @@ class RunFiles(TrainerCallback):
             mark_complete(Path(args.output_dir) / f"checkpoint-{state.global_step}", state.global_step)
 
 
+class ConsoleLog(TrainerCallback):
+    """One readable line per logging step instead of Trainer's dicts and bar: the step, the loss, the learning rate,
+    tokens per second, and held-out loss and bits per character when measured."""
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if not state.is_world_process_zero or not logs:
+            return
+        step = f"step {state.global_step}/{state.max_steps}"
+        if "loss" in logs:
+            line = f"{step}  loss {logs['loss']:.4f}  lr {logs.get('learning_rate', 0):.2e}"
+            if "tokens_per_s" in logs:
+                line += f"  {logs['tokens_per_s']:,.0f} tokens/s"
+            say(line)
+        if "eval_loss" in logs:
+            line = f"{step}  held-out loss {logs['eval_loss']:.4f}"
+            if "eval_packed_bits_per_char" in logs:
+                line += f"  bits/char {logs['eval_packed_bits_per_char']:.3f}"
+            say(line)
+
+
 class StepZeroEvaluation(TrainerCallback):
     """The held-out baseline the curve starts from, measured once training has set up (evaluating before
     `train()` would keep the model from being wrapped for distributed training)."""
@@ -147,11 +168,13 @@ def train_model(
         eval_dataset=data.validation,
         data_collator=collator or default_data_collator,
         processing_class=tokenizer,
-        callbacks=[RunFiles(run_dir), *(callbacks or [])],
+        callbacks=[RunFiles(run_dir), ConsoleLog(), *(callbacks or [])],
         embedding_lr=embedding_lr,
         data=data,
         chunked_loss=train.chunked_loss,
     )
+    trainer.remove_callback(PrinterCallback)  # ConsoleLog prints the logs
+    trainer.remove_callback(ProgressCallback)
     checkpoint = resume_from(folder, train.resume, args.process_index == 0)
     if checkpoint:
         say(f"resuming from {checkpoint}")
