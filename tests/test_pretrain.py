@@ -93,6 +93,12 @@ def test_export_matches_adapter_on_base_and_run_dir_loads_as_model(extended, lor
 def test_lora_run_logs_and_outputs(extended, lora_run):
     out, result = lora_run
     assert "trainable parameters:" in result.stdout
+    lines = result.stdout.splitlines()
+    assert sum(line.startswith("step ") and "  loss " in line and "  lr " in line for line in lines) == 4
+    assert "step 4/4  held-out loss " in result.stdout and "  bits/char " in result.stdout
+    assert "{'loss'" not in result.stdout + result.stderr  # not Trainer's dicts
+    assert "done in " in result.stdout and "training loss: " in result.stdout and " -> " in result.stdout
+    assert "Generating train split" not in result.stderr and "publisher trust check" not in result.stderr
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     train_rows = [r for r in rows if "loss" in r]
     assert [r["step"] for r in train_rows] == [1, 2, 3, 4]
