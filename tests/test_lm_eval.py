@@ -121,9 +121,13 @@ def test_every_choice_task_gets_its_own_column(tmp_path):
         ],
         "output_dir": str(tmp_path / "out"),
     }
-    results = run_eval(tmp_path, config)
+    result = run_cli("eval", write_config(tmp_path / "eval.yaml", config))
+    assert result.code == 0, result.stderr
+    results = json.loads((tmp_path / "out" / "results.json").read_text(encoding="utf-8"))
     header = (tmp_path / "out" / "results.md").read_text(encoding="utf-8").splitlines()[0]
     assert "tmmlu text acc" in header and "tmmlu letter acc" in header
+    assert "judge" not in header and "bits/char" not in header  # only the columns of the tasks that ran
+    assert result.stderr.count("multiple choice") >= 2  # a progress bar per task
     assert set(results["tiny"]["details"]) == {"tmmlu text", "tmmlu letter"}
 
 

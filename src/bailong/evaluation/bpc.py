@@ -5,8 +5,10 @@ from __future__ import annotations
 import math
 
 import torch
+from tqdm.auto import tqdm
 
 from bailong.config import BpcTask, TextDataConfig
+from bailong.console import is_main_process
 from bailong.data import CorpusReader
 from bailong.errors import BailongError
 from bailong.inference.head_outputs import next_token_losses
@@ -39,7 +41,7 @@ def bits_per_character(model, tokenizer, texts: list[str], max_length: int = 102
     model.eval()
     nll = 0.0
     tokens = chars = 0
-    for text in texts:
+    for text in tqdm(texts, desc="bits per character", unit="doc", mininterval=1.0, disable=not is_main_process()):
         ids = [start] + tokenizer(text, add_special_tokens=False)["input_ids"]
         chars += len(text)
         tokens += len(ids) - 1

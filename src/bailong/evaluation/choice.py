@@ -12,8 +12,10 @@ import string
 from collections import defaultdict
 
 import torch
+from tqdm.auto import tqdm
 
 from bailong.config import ChoiceTask
+from bailong.console import is_main_process
 from bailong.data import RecordReader
 from bailong.errors import BailongError
 
@@ -90,7 +92,8 @@ def log_likelihoods(model, tokenizer, pairs: list[tuple[str, str]], batch_size: 
     contexts = sorted(sharing, key=len, reverse=True)  # similar lengths batch together: less padding
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     scores = [0.0] * len(pairs)
-    for i in range(0, len(contexts), batch_size):
+    steps = range(0, len(contexts), batch_size)
+    for i in tqdm(steps, desc="multiple choice", unit="batch", mininterval=1.0, disable=not is_main_process()):
         batch = contexts[i : i + batch_size]
         continuations = [[encoded[n][1] for n in sharing[context]] for context in batch]
         for context, row in zip(batch, _score_batch(model, batch, continuations, pad)):

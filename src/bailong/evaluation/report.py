@@ -46,25 +46,17 @@ def write_report(out: Path, results: dict) -> str:
     write_json(out / RESULTS_FILE, results)
     fmt = lambda x, p=3: "-" if x is None else f"{x:.{p}f}"  # noqa: E731
     columns = task_columns(results)
+    ran = {d["type"] for r in results.values() for d in r["details"].values()}  # columns of the tasks that ran only
+    bpc_headers = ["bits/char", "tokens/char"] if "bpc" in ran else []
+    judge_headers = ["judge mean", "judge failures", "language consistency"] if "judge" in ran else []
     rows = []
     for name, r in results.items():
         tpc = next((d["tokens_per_char"] for d in r["details"].values() if d["type"] == "bpc"), None)
         judge = r["judge"] or {}
-        rows.append(
-            [
-                name,
-                fmt(r["bpc"]),
-                fmt(tpc),
-                *(fmt(get(r)) for get in columns.values()),
-                fmt(judge.get("mean"), 2),
-                str(judge.get("failures", "-")),
-                fmt(r["language_consistency"], 2),
-            ]
-        )
-    table = format_table(
-        ["model", "bits/char", "tokens/char", *columns, "judge mean", "judge failures", "language consistency"],
-        rows,
-    )
+        bpc_cells = [fmt(r["bpc"]), fmt(tpc)] if bpc_headers else []
+        judge_cells = [fmt(judge.get("mean"), 2), str(judge.get("failures", "-")), fmt(r["language_consistency"], 2)]
+        rows.append([name, *bpc_cells, *(fmt(get(r)) for get in columns.values()), *judge_cells[: len(judge_headers)]])
+    table = format_table(["model", *bpc_headers, *columns, *judge_headers], rows)
     (out / TABLE_FILE).write_text(table + "\n", encoding="utf-8")
     _charts(out, results)
     return table
