@@ -1,5 +1,6 @@
 """CLI surface and config validation: one clear line, exit code 2, no traceback unless --debug."""
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -28,6 +29,35 @@ def test_help_lists_every_stage_and_version():
         assert stage in result.stdout
     version = run_cli("--version")
     assert version.code == 0 and version.stdout.startswith("bailong 0.")
+
+
+def test_help_of_every_stage_has_its_example_plain_metavars_and_describes_every_option():
+    import typer
+
+    from bailong.cli import SET_EXAMPLES, app
+
+    group = typer.main.get_command(app)
+    for name, command in group.commands.items():
+        text = run_cli(name, "--help").stdout
+        assert not re.search(r"<[\w\[\]]+>|\{\w+\}", text), text  # no typer type names (<list[str]>, {config})
+        for param in command.params:
+            if getattr(param, "param_type_name", "") == "option" and not param.hidden and param.name != "help":
+                assert param.help, f"{name} {param.opts} has no description"
+        if name in STAGE_CONFIGS:  # the --set example is a key this stage's config has
+            assert f"--set {SET_EXAMPLES[name]}" in text.replace("\n", " ").replace("  ", " ")
+            key, _, value = SET_EXAMPLES[name].partition("=")
+            assert key.split(".")[0] in STAGE_CONFIGS[name].model_fields
+    shipped = {
+        "pretrain": "configs/demo/pretrain.yaml",
+        "sft": "configs/demo/sft.yaml",
+        "eval": "configs/demo/eval.yaml",
+    }
+    for name, config in shipped.items():
+        assert load_config(name, ROOT / config, [SET_EXAMPLES[name]])  # the example is accepted, not refused
+    split = run_cli("pretrain", ROOT / "configs/demo/pretrain.yaml", "--set", "train.max_steps", "10")
+    assert split.code == 2 and "--set takes one KEY=VALUE (no spaces around =), e.g. --set train.max_steps=100" in (
+        split.stderr
+    )
 
 
 def test_python_dash_m_works():

@@ -11,7 +11,10 @@ def run(
         Path, typer.Argument(help="the output_dir of a finished pretrain or sft run", show_default=False, metavar="RUN")
     ],
     out: Annotated[
-        Path | None, typer.Option("--out", metavar="DIR", help="where to write; default RUN/<run name>-merged")
+        Path | None,
+        typer.Option(
+            "--out", metavar="DIR", help="where to write; default RUN/NAME-merged, NAME being the run folder's name"
+        ),
     ] = None,
     to: Annotated[Path | None, typer.Option("--to", metavar="DIR", help="deprecated: use --out", hidden=True)] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="replace a non-empty target folder")] = False,

@@ -29,7 +29,7 @@ def run(
         typer.Option(
             "--api-key-env",
             metavar="NAME",
-            help="require the key in environment variable NAME as 'Authorization: Bearer <key>' (what OpenAI "
+            help="require the key in environment variable NAME as 'Authorization: Bearer KEY' (what OpenAI "
             "clients send as api_key); needed to bind beyond loopback",
         ),
     ] = None,
