@@ -22,7 +22,7 @@ Source = Annotated[str, PathMarker(always=False)]
 
 
 class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_default=True)
+    model_config = ConfigDict(extra="forbid", validate_default=True, use_attribute_docstrings=True)
 
 
 DATA_FORMATS = ".txt, .jsonl, .json, .parquet, or any of them as .gz"

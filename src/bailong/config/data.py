@@ -17,7 +17,9 @@ class TextDataConfig(Section):
     `datasets` name."""
 
     files: DataFiles = Field(default_factory=list)
+    """.txt (one document a line), .jsonl/.json (data.text_field), .parquet, each also .gz, or a datasets name (NAME[:CONFIG])"""
     text_field: str = "text"
+    """the JSONL / parquet / dataset field holding the text"""
     on_bad_record: OnBadRecord = Field("error", description=ON_BAD_RECORD_HELP + " (a line that is not UTF-8, ...)")
 
 
@@ -37,6 +39,7 @@ class TrainDataConfig(TextDataConfig):
     streaming: bool = Field(False, description="stream corpora bigger than RAM (needs train.max_steps)")
     validation: float = Field(0.01, ge=0, lt=1, description="share of documents held out for validation")
     validation_files: DataFiles = Field(default_factory=list, description="validation text instead of a share")
+    """held-out text files; default: data.validation's share of data.files"""
     num_proc: int | None = Field(None, gt=0, description="processes for tokenization (datasets.map)")
 
 
@@ -58,6 +61,7 @@ class SftDataConfig(Section):
     """Chat data: JSONL/JSON/parquet or a `datasets` name, in the messages, ShareGPT or Alpaca form."""
 
     files: DataFiles = Field(default_factory=list)
+    """chat data: .jsonl/.json/.parquet records (messages, ShareGPT or Alpaca) or a datasets name"""
     weights: Weights = Field(None, description="mixing weights, one per entry of files")
     format: Literal["auto", "messages", "sharegpt", "alpaca"] = Field("auto", description="auto: decided per record")
     fields: dict[str, str] = Field(
@@ -71,6 +75,7 @@ class SftDataConfig(Section):
     packing: bool = Field(False, description="pack short samples into one row; positions restart per sample")
     validation: float = Field(0.0, ge=0, lt=1, description="share of conversations held out for validation")
     validation_files: DataFiles = Field(default_factory=list)
+    """held-out chat data; default: data.validation's share of data.files"""
     num_proc: int | None = Field(None, gt=0, description="processes for tokenization (datasets.map)")
 
     @field_validator("fields")

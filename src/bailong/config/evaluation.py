@@ -82,6 +82,7 @@ class BpcTask(TaskBase):
     """Bits per character of held-out text, one document per line."""
 
     type: Literal["bpc"]
+    """bpc: bits per character, perplexity and tokens per character on held-out text"""
     files: list[ExistingFile] = Field(min_length=1, description="text files, one document per line")
     window: int = Field(1024, gt=1, description="tokens per sliding window")
     stride: int = Field(512, gt=0, description="tokens the window moves by")
@@ -91,6 +92,7 @@ class ChoiceTask(TaskBase):
     """Multiple choice scored by log-likelihood."""
 
     type: Literal["choice"]
+    """choice: multiple-choice accuracy by log-likelihood"""
     file: ExistingFile = Field(description="JSONL {question, choices, answer, subject?}")
     dev_file: ExistingFile | None = Field(None, description="examples for k-shot prompts")
     shots: int = Field(0, ge=0, description="examples from dev_file before each question")
@@ -110,12 +112,14 @@ class JudgeTask(TaskBase):
     """An MT-bench-style bench: answers graded by an LLM judge, plus language consistency."""
 
     type: Literal["judge"]
+    """judge: answers graded by an LLM judge, with language consistency"""
     questions: ExistingFile = Field(description="MT-bench-style JSONL {question_id, category, turns}")
     references: ExistingFile | None = Field(None, description="FastChat-style answer file with reference answers")
     temperatures: dict[str, float] = Field(
         default_factory=lambda: dict(JUDGE_TEMPERATURES), description="sampling temperature per category"
     )
     default_temperature: float = Field(0.1, ge=0)
+    """the answers' sampling temperature for categories not in temperatures"""
     max_new_tokens: int = Field(512, gt=0, description="answer length limit per turn")
 
 
@@ -123,6 +127,7 @@ class LmEvalTask(TaskBase):
     """Benchmarks of EleutherAI's lm-evaluation-harness (the `lm-eval` extra), run on each model as bailong loads it."""
 
     type: Literal["lm-eval"]
+    """lm-eval: lm-evaluation-harness tasks"""
     tasks: list[str] = Field(min_length=1, description="lm-eval task or group names")
     num_fewshot: int | None = Field(None, ge=0, description="examples before each question; default: each task's own")
     include_path: LocalPath | None = Field(None, description="a folder of extra task YAMLs (local benchmarks)")
@@ -156,10 +161,13 @@ class JudgeConfig(Section):
     """An OpenAI-compatible chat-completions endpoint that grades answers."""
 
     base_url: str = "http://127.0.0.1:8000/v1"
+    """the judge's OpenAI-compatible base URL"""
     model: str = "judge"
+    """the judge's model id at that endpoint"""
     api_key_env: str | None = Field("OPENAI_API_KEY", description="environment variable holding the API key")
     serve: Source | None = Field(None, description="start this model on loopback as the judge (demos and tests)")
     concurrency: int = Field(4, gt=0)
+    """judge requests in flight at once"""
     max_retries: int = Field(3, ge=0, le=20, description="re-asks when a reply has no parseable rating")
     http_retries: int = Field(
         4,

@@ -18,6 +18,7 @@ from bailong.config.vocab import AlignConfig, NewRowsConfig, VocabConfig
 
 class StageConfig(Section):
     output_dir: LocalPath
+    """where the stage writes (a folder; refused when not empty unless --overwrite, except a run resuming)"""
 
     @field_validator("output_dir")
     @classmethod

@@ -34,15 +34,24 @@ class TrainConfig(Section):
 
     max_steps: int = Field(-1, ge=-1, description="optimizer steps; -1: train for `epochs`")
     epochs: float = Field(1.0, gt=0)
+    """passes over the data when max_steps is -1"""
     learning_rate: float = Field(2e-4, gt=0)
+    """peak learning rate"""
     batch_size: int = Field(1, gt=0, description="blocks per device per step")
     grad_accum: int = Field(1, gt=0)
+    """micro-batches accumulated per optimizer step"""
     warmup_ratio: float = Field(0.03, ge=0, lt=1)
+    """share of the steps spent warming up the learning rate"""
     lr_scheduler: Literal["cosine", "linear", "constant_with_warmup"] = "cosine"
+    """transformers' scheduler name, e.g. cosine, linear, constant"""
     weight_decay: float = Field(0.0, ge=0)
+    """AdamW's weight decay (not on norms and biases)"""
     max_grad_norm: float = Field(1.0, gt=0)
+    """gradient clipping norm"""
     optimizer: Literal["adamw_torch", "paged_adamw_8bit", "adamw_8bit", "paged_adamw_32bit"] = "adamw_torch"
+    """transformers' optimizer name, e.g. adamw_torch, paged_adamw_8bit"""
     gradient_checkpointing: bool = True
+    """recompute activations in the backward pass (less memory, slower)"""
     precision: Literal["auto", "bfloat16", "float16", "float32"] = Field(
         "auto", description="mixed-precision training dtype; auto: bfloat16 where supported, else float32"
     )
@@ -53,11 +62,15 @@ class TrainConfig(Section):
         "auto", description="fused RMSNorm/RoPE/SwiGLU kernels; auto: liger with CUDA and liger-kernel, else none"
     )
     logging_steps: int = Field(10, gt=0)
+    """a console line and a metrics.jsonl row every N steps"""
     eval_steps: int | None = Field(None, gt=0, description="evaluate every N steps; default: save_steps")
     save_steps: int = Field(500, gt=0)
+    """a checkpoint every N steps (and at the end)"""
     save_total_limit: int | None = Field(3, gt=0)
+    """checkpoints kept (the oldest are removed)"""
     resume: Source = Field("auto", description="auto (the newest complete checkpoint), never, or a checkpoint folder")
     seed: int = 42
+    """seed of the data order, dropout and the fresh adapter"""
     report_to: list[str] = Field(default_factory=list, description="e.g. [tensorboard] or [wandb] when installed")
 
     @field_validator("max_steps")

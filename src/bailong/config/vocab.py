@@ -16,6 +16,7 @@ class VocabConfig(Section):
 
     new_tokens: int = Field(27241, gt=0, description="how many tokens to add (the paper: 27,241)")
     model_type: Literal["bpe", "unigram"] = "bpe"
+    """the SentencePiece model trained on the corpus: bpe or unigram"""
     scripts: Literal["auto", "all"] | list[str] = Field(
         "auto",
         description="Unicode scripts whose pieces may be added (e.g. [Han, Bopomofo], [Hangul]); auto: the corpus's "
@@ -23,10 +24,13 @@ class VocabConfig(Section):
     )
     min_frequency: int = Field(2, ge=1, description="drop pieces seen fewer times in the corpus")
     character_coverage: float = Field(0.9995, gt=0, le=1)
+    """SentencePiece's character coverage"""
     user_words: list[str] = Field(default_factory=list, description="words forced in first")
     user_words_file: LocalPath | None = None
+    """a file of words forced in first, one a line"""
     max_sentences: int = Field(2_000_000, gt=0, description="sentences sampled for tokenizer training")
     seed: int = 0
+    """seed of the sentence sampling"""
 
     @field_validator("scripts", mode="before")
     @classmethod
@@ -65,6 +69,7 @@ class NewRowsConfig(Section):
     """How extend-vocab initializes the embedding rows of the new tokens (when it writes a checkpoint)."""
 
     init: Literal["zip-tie", "subword-mean", "mean", "random"] = "zip-tie"
+    """how the new embedding rows start: zip-tie, subword-mean, mean, random"""
     decay: float = Field(0.8, ge=0, le=4, description="zip-tie: piece i of a token's text weighs decay**i (1 = mean)")
     norm: Literal["pieces", "script"] = Field(
         "pieces",
@@ -76,6 +81,7 @@ class NewRowsConfig(Section):
     )
     pad_to_multiple_of: int | None = Field(None, gt=0, description="pad the matrices (padded rows stay unreachable)")
     seed: int = 0
+    """seed of the random init"""
 
 
 class AlignConfig(Section):
@@ -108,6 +114,7 @@ class AlignConfig(Section):
     )
     corpus_share: float = Field(1.0, gt=0, le=1, description="share of the training documents align reads")
     seed: int = 0
+    """seed of align's document order"""
 
     @field_validator("layers")
     @classmethod
