@@ -17,7 +17,7 @@ class TextDataConfig(Section):
     `datasets` name."""
 
     files: DataFiles = Field(default_factory=list)
-    """.txt (one document a line), .jsonl/.json (data.text_field), .parquet, each also .gz, or a datasets name (NAME[:CONFIG])"""
+    """.txt (a document a line), .jsonl/.json (data.text_field), .parquet, each also .gz, or a datasets name"""
     text_field: str = "text"
     """the JSONL / parquet / dataset field holding the text"""
     on_bad_record: OnBadRecord = Field("error", description=ON_BAD_RECORD_HELP + " (a line that is not UTF-8, ...)")
