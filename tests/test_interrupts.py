@@ -30,6 +30,29 @@ def test_an_interrupt_that_a_library_wrapped_is_still_an_interrupt(capsys):
     assert capsys.readouterr().err.strip() == "interrupted"
 
 
+def test_ctrl_c_inside_a_destructor_prints_no_traceback():
+    """Python reports an exception raised in a __del__ as "Exception ignored in ..." with a traceback; a Ctrl-C that
+    lands there is remembered instead, and the command still ends as interrupted."""
+    import subprocess
+    import sys
+
+    code = (
+        "import gc, os, signal, time\n"
+        "from bailong.errors import catch_interrupts, was_interrupted\n"
+        "catch_interrupts()\n"
+        "class Slow:\n"
+        "    def __del__(self):\n"
+        "        os.kill(os.getpid(), signal.SIGINT)\n"
+        "        time.sleep(0.5)\n"
+        "Slow()\n"
+        "gc.collect()\n"
+        "print('remembered' if was_interrupted() else 'lost')\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert "Traceback" not in proc.stderr and "Exception ignored" not in proc.stderr, proc.stderr
+    assert proc.stdout.strip() == "remembered"
+
+
 def assert_interrupted(proc, out, moment):
     assert proc.returncode == 130, (moment, proc.returncode, proc.stderr[-2000:])
     lines = [line for line in proc.stderr.splitlines() if line.strip()]

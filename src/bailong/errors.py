@@ -4,6 +4,7 @@ interrupt ends every command with the line `interrupted` and exit 130."""
 from __future__ import annotations
 
 import signal
+import sys
 
 
 class BailongError(Exception):
@@ -23,10 +24,18 @@ def _on_sigint(signum, frame) -> None:
     raise KeyboardInterrupt
 
 
+def _unraisable(unraisable) -> None:
+    # Ctrl-C that lands in a __del__ cannot propagate; Python would print "Exception ignored in ..." and a traceback.
+    # The interrupt is remembered (_on_sigint), so the run still ends as interrupted: print nothing here.
+    if not isinstance(unraisable.exc_value, KeyboardInterrupt):
+        sys.__unraisablehook__(unraisable)
+
+
 def catch_interrupts() -> None:
     """Remembers Ctrl-C even where a library swallows or wraps the KeyboardInterrupt it raises (a failed import,
-    a schema built at import time), so the run still ends as interrupted and commits no output."""
+    a schema built at import time, a __del__), so the run still ends as interrupted and commits no output."""
     signal.signal(signal.SIGINT, _on_sigint)
+    sys.unraisablehook = _unraisable
 
 
 def was_interrupted(exc: BaseException | None = None) -> bool:
