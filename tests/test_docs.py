@@ -143,10 +143,14 @@ def test_the_readme_stays_short_and_links_every_docs_page():
 
 @pytest.mark.slow
 def test_the_readmes_own_corpus_path_runs(tmp_path, monkeypatch):
-    """The README's four configs and commands as written, on the demo data, with small --set overrides for time."""
+    """The README's four configs and commands as written, on the demo data, with --set overrides for time: a tiny
+    random Llama with SmolLM2's tokenizer as the base, fewer tokens and steps."""
     from typer.testing import CliRunner
 
     from bailong.cli import app
+    from helpers import tiny_llama
+
+    tiny = tiny_llama(tmp_path / "tiny", "smollm2-135m-instruct")
 
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     (tmp_path / "my").mkdir()
@@ -159,7 +163,7 @@ def test_the_readmes_own_corpus_path_runs(tmp_path, monkeypatch):
     (tmp_path / "my" / "heldout.txt").write_text("\n".join(held_out) + "\n", encoding="utf-8")
     monkeypatch.chdir(tmp_path)
     faster = {
-        "extend-vocab": ["--set", "vocab.new_tokens=300"],
+        "extend-vocab": ["--set", "vocab.new_tokens=300", "--set", f"model.name_or_path={tiny}"],
         "pretrain": ["--set", "train.max_steps=2", "--set", "data.block_size=128", "--set", "train.batch_size=2"],
         "sft": ["--set", "train.max_steps=2", "--set", "train.batch_size=2"],
         "chat": ["--max-new-tokens", "4"],
