@@ -29,6 +29,7 @@ METRICS_FILE = "metrics.jsonl"
 METRICS_PNG = "loss.png"
 MERGED_BASE_DIR = "base"  # sft with pretrain_adapter: merge
 MERGED_DIR = "merged"  # export's default target
+GGUF_DIR = "gguf"  # export --format gguf's default folder, holding <run name>-<outtype>.gguf
 # eval
 RESULTS_FILE = "results.json"
 TABLE_FILE = "results.md"

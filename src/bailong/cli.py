@@ -77,7 +77,7 @@ def _interrupted() -> None:
 def _quiet_libraries(debug: bool) -> None:
     logging.basicConfig(level=logging.DEBUG if debug else logging.INFO, format="%(message)s")
     # e.g. bitsandbytes' "Failed to load CPU gemm_4bit_forward ... pip install kernels" on every start
-    for name in ("transformers", "datasets", "huggingface_hub", "urllib3", "filelock", "bitsandbytes", "peft"):
+    for name in ("transformers", "datasets", "huggingface_hub", "urllib3", "filelock", "bitsandbytes", "peft", "gguf"):
         logging.getLogger(name).setLevel(logging.INFO if debug else logging.ERROR)
     if not debug:
         import warnings

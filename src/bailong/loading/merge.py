@@ -11,13 +11,15 @@ they come out equal.
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from bailong.artifacts import ADAPTER_DIR, atomic_output_dir, check_output_dir, read_run
+from bailong.artifacts import ADAPTER_DIR, EXTENSION_FILE, atomic_output_dir, check_output_dir, read_run
 from bailong.errors import BailongError
 from bailong.loading.models import load_model
-from bailong.loading.tokenizers import load_tokenizer
+from bailong.loading.sources import resolve_source
+from bailong.loading.tokenizers import load_tokenizer, sentencepiece_file
 
 
 @dataclass
@@ -62,7 +64,29 @@ def merge_run(run_dir: Path, target: Path, overwrite: bool = False) -> MergedRun
     with atomic_output_dir(target, overwrite) as out:
         result.model.save_pretrained(out)
         result.tokenizer.save_pretrained(out)
+        for file in base_tokenizer_files(result.run):  # the SentencePiece model, how the vocabulary was extended
+            shutil.copy(file, out / file.name)
     return result
+
+
+def base_tokenizer_files(run: dict) -> list[Path]:
+    """The base's SentencePiece model and extension record, which the run's saved tokenizer does not carry."""
+    files = []
+    sp_model = sentencepiece_file(run["base_model"])
+    if sp_model is not None and sp_model.name == "tokenizer.model":
+        files.append(sp_model)
+    source = resolve_source(run["base_model"])
+    if source.kind == "hf_dir" and (Path(source.path) / EXTENSION_FILE).is_file():
+        files.append(Path(source.path) / EXTENSION_FILE)
+    return files
+
+
+def base_config(run: dict):
+    """The transformers config of the run's base (no weights loaded)."""
+    from transformers import AutoConfig
+
+    source = resolve_source(run["base_model"])
+    return AutoConfig.from_pretrained(source.path, **({"gguf_file": source.gguf_file} if source.gguf_file else {}))
 
 
 def _innermost(module):

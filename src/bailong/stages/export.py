@@ -22,7 +22,10 @@ class OutType(str, Enum):
 
 def run(
     run_dir: Annotated[Path, typer.Argument(help="the output_dir of a pretrain or sft run", show_default=False)],
-    to: Annotated[Path | None, typer.Option("--to", help="where to write; default RUN_DIR/merged")] = None,
+    to: Annotated[
+        Path | None,
+        typer.Option("--to", help="the folder to write into; default RUN_DIR/merged (hf), RUN_DIR/gguf (gguf)"),
+    ] = None,
     format: Annotated[  # noqa: A002 - the option is --format
         Format, typer.Option("--format", help="hf: a merged HF checkpoint (vLLM, transformers); gguf: one .gguf file")
     ] = Format.hf,
@@ -32,18 +35,19 @@ def run(
     overwrite: Annotated[bool, typer.Option("--overwrite", help="replace a non-empty target folder")] = False,
 ) -> Path:
     """Merge a run's adapter into a full-precision copy of its base; write a plain HF checkpoint or a GGUF file."""
-    from bailong.artifacts import ADAPTER_DIR, MERGED_DIR
+    from bailong.artifacts import ADAPTER_DIR, GGUF_DIR, MERGED_DIR
     from bailong.console import say
 
-    target = Path(to) if to else Path(run_dir) / MERGED_DIR
     if format == Format.gguf:
-        from bailong.loading.gguf_export import export_gguf
+        target = Path(to) if to else Path(run_dir) / GGUF_DIR
+        from bailong.gguf.export import export_gguf
 
         written = export_gguf(Path(run_dir), target, outtype.value, overwrite)
         merged, where = written.merged, written.path
     else:
         from bailong.loading.merge import merge_run
 
+        target = Path(to) if to else Path(run_dir) / MERGED_DIR
         merged, where = merge_run(Path(run_dir), target, overwrite), target
     say(f"merged {run_dir}/{ADAPTER_DIR} into {merged.run['base_model']}; wrote {where}")
     if merged.untied:
