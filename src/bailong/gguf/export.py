@@ -6,7 +6,6 @@ leaves nothing under the final name.
 
 from __future__ import annotations
 
-import errno
 import json
 import os
 import tempfile
@@ -18,8 +17,6 @@ from bailong.gguf.model import OUTTYPES, add_hparams, add_tensors, architecture_
 from bailong.gguf.vocab import add_vocab, byte_level_vocab, pre_tokenizer_name, sentencepiece_vocab
 from bailong.loading import extension_of, load_tokenizer, sentencepiece_file
 from bailong.loading.merge import MergedRun, base_config, merged_run, read_finished_run
-
-DISK_FULL = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
 
 
 @dataclass
@@ -88,11 +85,10 @@ def write_atomically(writer, path: Path) -> None:
         writer.write_tensors_to_file()
         writer.close()
         stop_if_interrupted()
-    except OSError as exc:
+    except OSError as exc:  # numpy reports a short write (a full disk) without an errno
         partial.unlink(missing_ok=True)
-        if exc.errno in DISK_FULL:
-            raise WriteFailed(f"cannot write {path}: {os.strerror(exc.errno)}; free some space and rerun") from None
-        raise
+        reason = os.strerror(exc.errno) if exc.errno else str(exc)
+        raise WriteFailed(f"cannot write {path}: {reason}; free some space on that disk and rerun") from None
     except BaseException:
         partial.unlink(missing_ok=True)
         raise
