@@ -69,6 +69,7 @@ def test_llama_cpp_tokenizes_like_the_hf_export(exports, family):
             if llama_cpp_tokenize(llm, t, with_bos) != tokenizer(t, add_special_tokens=with_bos)["input_ids"]
         ]
         assert not wrong, (with_bos, len(wrong), wrong[0][:80])
+    llm.close()
 
 
 @pytest.mark.parametrize("family", ["byte-level", "sentencepiece"])
@@ -82,14 +83,18 @@ def test_vocabulary_is_the_embedding_and_every_new_piece_one_token(exports, fami
     tokenizer = load_tokenizer(str(hf))
     new_ids = json.loads((hf / "bailong_extension.json").read_text())["new_token_ids"]
     vocab = llama_cpp.llama_model_get_vocab(llm.model)
+    whole = 0
     for tid in new_ids:
         piece = tokenizer.convert_ids_to_tokens(tid)
         assert llama_cpp.llama_vocab_get_text(vocab, tid).decode("utf-8") == piece
-        text = tokenizer.decode([tid])
-        if family == "sentencepiece":
-            text = text.removeprefix(" ")  # llama.cpp, like sentencepiece, puts the word's "▁" back
-        if tokenizer(text, add_special_tokens=False)["input_ids"] == [tid]:
-            assert llama_cpp_tokenize(llm, text, with_bos=False) == [tid], piece
+        text = tokenizer.decode([tid]).removeprefix(" " if family == "sentencepiece" else "")
+        ids = llama_cpp_tokenize(llm, text, with_bos=False)
+        assert ids == tokenizer(text, add_special_tokens=False)["input_ids"], piece
+        if "\ufffd" not in text:  # not a step inside a character's bytes that the merges need (byte-level)
+            whole += 1
+            assert ids == [tid] or (family == "sentencepiece" and tid in ids), (piece, ids)  # SP may add a "▁"
+    assert whole > len(new_ids) / 2
+    llm.close()
 
 
 @pytest.mark.parametrize("family", ["byte-level", "sentencepiece"])
@@ -100,3 +105,4 @@ def test_f32_generates_like_transformers(exports, family):
     for prompt in PROMPTS:
         ids = tokenizer(prompt)["input_ids"]
         assert llama_cpp_greedy(llm, ids, 16) == transformers_greedy(model, ids, 16), prompt
+    llm.close()

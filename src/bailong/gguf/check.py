@@ -45,22 +45,20 @@ def transformers_greedy(model, ids: list[int], n: int) -> list[int]:
     """The next `n` tokens transformers picks greedily after `ids`, past an EOS too."""
     import torch
 
-    picked, past = [], None
-    step = torch.tensor([ids])
+    sequence = list(ids)
     with torch.no_grad():
-        for _ in range(n):
-            out = model(input_ids=step, past_key_values=past, use_cache=True)
-            past = out.past_key_values
-            token = int(out.logits[0, -1].argmax())
-            picked.append(token)
-            step = torch.tensor([[token]])
-    return picked
+        for _ in range(n):  # the whole sequence each step: short prompts, and no cache API to follow
+            sequence.append(int(model(input_ids=torch.tensor([sequence])).logits[0, -1].argmax()))
+    return sequence[len(ids) :]
 
 
 def llama_cpp_answer(path: str | Path, prompt: str, max_tokens: int = 48) -> str:
     """One greedy chat answer from llama.cpp, with the chat template stored in the GGUF."""
     llm = open_gguf(path, n_ctx=1024)
-    reply = llm.create_chat_completion(
-        [{"role": "user", "content": prompt}], max_tokens=max_tokens, temperature=0.0, top_k=1
-    )
+    try:
+        reply = llm.create_chat_completion(
+            [{"role": "user", "content": prompt}], max_tokens=max_tokens, temperature=0.0, top_k=1
+        )
+    finally:
+        llm.close()  # freed now: llama-cpp-python's own finalizer fails at interpreter exit
     return reply["choices"][0]["message"]["content"]
