@@ -67,10 +67,12 @@ def main() -> None:
                         )
                         what = f"tokenization, {name}, {'with' if bos else 'without'} BOS"
                         rows.append([what, f"{same}/{len(texts)}", f"{same / len(texts):.1%}"])
+                vocab.close()
             llm = open_gguf(path, n_ctx=512)
             start = time.perf_counter()
             got = [llama_cpp_greedy(llm, tokenizer(p)["input_ids"], args.tokens) for p in prompts]
             seconds = time.perf_counter() - start
+            llm.close()
             identical = sum(g == w for g, w in zip(got, wanted))
             prefix = [next((i for i, (a, b) in enumerate(zip(g, w)) if a != b), len(w)) for g, w in zip(got, wanted)]
             share = sum(prefix) / (len(prompts) * args.tokens)

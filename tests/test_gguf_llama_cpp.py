@@ -18,7 +18,6 @@ pytestmark = pytest.mark.slow
 PROMPTS = [
     "台灣最高的山是",
     "臺北市是中華民國的",
-    "請用繁體中文介紹故宮博物院。",
     "The capital of France is",
     "Once upon a time",
 ]

@@ -42,14 +42,14 @@ def llama_cpp_greedy(llm, ids: list[int], n: int) -> list[int]:
 
 
 def transformers_greedy(model, ids: list[int], n: int) -> list[int]:
-    """The next `n` tokens transformers picks greedily after `ids`, past an EOS too."""
+    """The next `n` tokens transformers picks greedily after `ids`, past an EOS too (no other logits processor)."""
     import torch
+    from transformers import GenerationConfig
 
-    sequence = list(ids)
+    greedy = GenerationConfig(max_new_tokens=n, do_sample=False, eos_token_id=None, pad_token_id=0)
     with torch.no_grad():
-        for _ in range(n):  # the whole sequence each step: short prompts, and no cache API to follow
-            sequence.append(int(model(input_ids=torch.tensor([sequence])).logits[0, -1].argmax()))
-    return sequence[len(ids) :]
+        out = model.generate(torch.tensor([ids]), generation_config=greedy)
+    return out[0, len(ids) :].tolist()
 
 
 def llama_cpp_answer(path: str | Path, prompt: str, max_tokens: int = 48) -> str:

@@ -32,7 +32,9 @@ def run(
     outtype: Annotated[
         OutType, typer.Option("--outtype", help="the GGUF's weight type (--format gguf); norms stay f32")
     ] = OutType.f16,
-    overwrite: Annotated[bool, typer.Option("--overwrite", help="replace a non-empty target folder")] = False,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="replace an earlier export (folder or .gguf file)")
+    ] = False,
 ) -> Path:
     """Merge a run's adapter into a full-precision copy of its base; write a plain HF checkpoint or a GGUF file."""
     from bailong.artifacts import ADAPTER_DIR, GGUF_DIR, MERGED_DIR
