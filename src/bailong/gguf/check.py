@@ -42,14 +42,17 @@ def llama_cpp_greedy(llm, ids: list[int], n: int) -> list[int]:
 
 
 def transformers_greedy(model, ids: list[int], n: int) -> list[int]:
-    """The next `n` tokens transformers picks greedily after `ids`, past an EOS too (no other logits processor)."""
+    """The next `n` tokens transformers picks greedily (the argmax of its logits) after `ids`, past an EOS too."""
     import torch
-    from transformers import GenerationConfig
 
-    greedy = GenerationConfig(max_new_tokens=n, do_sample=False, eos_token_id=None, pad_token_id=0)
+    picked, cache, step = [], None, torch.tensor([ids])
     with torch.no_grad():
-        out = model.generate(torch.tensor([ids]), generation_config=greedy)
-    return out[0, len(ids) :].tolist()
+        for _ in range(n):
+            out = model(input_ids=step, cache=cache, use_cache=True)
+            cache = out.cache
+            picked.append(int(out.logits[0, -1].argmax()))
+            step = torch.tensor([[picked[-1]]])
+    return picked
 
 
 def llama_cpp_answer(path: str | Path, prompt: str, max_tokens: int = 48) -> str:
