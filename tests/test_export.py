@@ -117,6 +117,7 @@ def test_gguf_bad_input(tied_lora_run, tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow  # a second process
 def test_gguf_full_disk_leaves_nothing_under_the_final_name(tied_lora_run, tmp_path):
     """A file-size limit makes the write fail as a full disk does (EFBIG instead of ENOSPC) once 4 MB are written."""
 
