@@ -9,7 +9,6 @@ import argparse
 import json
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -69,16 +68,13 @@ def main() -> None:
                         rows.append([what, f"{same}/{len(texts)}", f"{same / len(texts):.1%}"])
                 vocab.close()
             llm = open_gguf(path, n_ctx=512)
-            start = time.perf_counter()
             got = [llama_cpp_greedy(llm, tokenizer(p)["input_ids"], args.tokens) for p in prompts]
-            seconds = time.perf_counter() - start
             llm.close()
             identical = sum(g == w for g, w in zip(got, wanted))
             prefix = [next((i for i, (a, b) in enumerate(zip(g, w)) if a != b), len(w)) for g, w in zip(got, wanted)]
             share = sum(prefix) / (len(prompts) * args.tokens)
             what = f"greedy {args.tokens} tokens, {outtype} GGUF vs transformers (f32)"
             rows.append([what, f"{identical}/{len(prompts)} prompts identical", f"{share:.1%} tokens before a split"])
-            rows.append([f"llama.cpp {outtype}: seconds for {len(prompts)} prompts", f"{seconds:.1f}", ""])
     print(f"run: {args.run}")
     print(format_table(["check", "agreeing", "share"], rows))
 
