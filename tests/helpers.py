@@ -79,6 +79,57 @@ def tiny_llama(
     return path
 
 
+def extended_tiny_llama(tmp: Path, new_tokens: int = 200) -> dict[str, Path]:
+    """A tiny Llama (Mistral v1 tokenizer) extended by extend-vocab with `new_tokens` TC pieces, untied, and the same
+    weights tied (a tied base, as SmolLM2 and Gemma are): {"untied": dir, "tied": dir}."""
+    from transformers import AutoModelForCausalLM
+
+    base = tiny_llama(tmp / "base", str(MISTRAL_V1))
+    cfg = {
+        "model": {"name_or_path": str(base)},
+        "data": {"files": [str(DEMO_DATA / "tc_corpus.txt")]},
+        "vocab": {"new_tokens": new_tokens, "held_out": 0},
+        "output_dir": str(tmp / "untied"),
+    }
+    result = run_cli("extend-vocab", write_config(tmp / "extend.yaml", cfg))
+    assert result.code == 0, result.stderr
+    untied, tied = tmp / "untied", tmp / "tied"
+    model = AutoModelForCausalLM.from_pretrained(untied)
+    model.config.tie_word_embeddings = True
+    model.lm_head.weight = model.model.embed_tokens.weight
+    model.save_pretrained(tied)
+    for file in untied.iterdir():
+        if file.name not in ("config.json", "model.safetensors", "generation_config.json"):
+            (tied / file.name).write_bytes(file.read_bytes())
+    extension = json.loads((tied / "bailong_extension.json").read_text())
+    (tied / "bailong_extension.json").write_text(json.dumps({**extension, "tied_embeddings": True}))
+    return {"untied": untied, "tied": tied}
+
+
+def train_tiny(base: Path, out: Path, mode: str = "lora", quantized: bool = False, steps: int = 2) -> Path:
+    """A short `bailong pretrain` run on `base` (embeddings.train `mode`, optionally on a 4-bit base) with a high
+    learning rate, so that every trained matrix moves."""
+    cfg = {
+        "model": {"name_or_path": str(base)},
+        "quantization": {"mode": "nf4" if quantized else "none"},
+        "lora": {"r": 4, "alpha": 8, "dropout": 0.0},
+        "embeddings": {"train": mode, "learning_rate": 0.05},
+        "data": {"files": [str(DEMO_DATA / "tc_corpus.txt")], "validation": 0, "block_size": 32},
+        "train": {
+            "max_steps": steps,
+            "batch_size": 2,
+            "save_steps": steps,
+            "learning_rate": 0.02,
+            "gradient_checkpointing": False,
+            "precision": "float32",
+        },
+        "output_dir": str(out),
+    }
+    result = run_cli("pretrain", write_config(out.parent / f"{out.name}.yaml", cfg))
+    assert result.code == 0, result.stderr
+    return out
+
+
 def kill_when_created(command: list[str], path: Path, timeout: float = 300) -> None:
     """Starts `command` and SIGKILLs it the moment `path` appears (or when it ends / times out)."""
     import subprocess

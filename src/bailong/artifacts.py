@@ -28,6 +28,7 @@ COMPLETE_MARKER = "bailong_complete"  # written into a checkpoint folder once it
 METRICS_FILE = "metrics.jsonl"
 METRICS_PNG = "loss.png"
 MERGED_BASE_DIR = "base"  # sft with pretrain_adapter: merge
+GGUF_DIR = "gguf"  # export --format gguf's default folder, holding <run name>-<outtype>.gguf
 # eval
 RESULTS_FILE = "results.json"
 TABLE_FILE = "results.md"

@@ -91,6 +91,7 @@ def _quiet_libraries(debug: bool) -> None:
         "bitsandbytes",
         "peft",
         "kernels",
+        "gguf",
     )
     for name in libraries:
         logging.getLogger(name).setLevel(logging.INFO if debug else logging.ERROR)

@@ -51,3 +51,9 @@ def stop_if_interrupted() -> None:
     """Called before output is committed: an interrupt that something swallowed still stops the run here."""
     if _interrupted:
         raise KeyboardInterrupt
+
+
+class WriteFailed(BailongError):
+    """An output that could not be written (a full disk): nothing is left under the output's name."""
+
+    exit_code = 1

@@ -32,7 +32,7 @@ STAGES: dict[str, Stage] = {
     ),
     "export": Stage(
         "export",
-        "Merge a run's adapter into a full-precision copy of its base; write a plain HF checkpoint.",
+        "Merge a run's adapter into a full-precision copy of its base; write an HF checkpoint or one GGUF file.",
         config=False,
     ),
     "chat": Stage(
