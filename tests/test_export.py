@@ -125,7 +125,17 @@ def test_gguf_full_disk_leaves_nothing_under_the_final_name(tied_lora_run, tmp_p
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails instead of killing
         resource.setrlimit(resource.RLIMIT_FSIZE, (4 << 20, 4 << 20))
 
-    command = [sys.executable, "-m", "bailong", "export", str(tied_lora_run), "--format", "gguf", "--out", str(tmp_path)]
+    command = [
+        sys.executable,
+        "-m",
+        "bailong",
+        "export",
+        str(tied_lora_run),
+        "--format",
+        "gguf",
+        "--out",
+        str(tmp_path),
+    ]
     proc = subprocess.run(command, capture_output=True, text=True, preexec_fn=limit_writes, cwd=ROOT, timeout=300)
     assert proc.returncode == 1, proc.stderr
     assert "cannot write" in proc.stderr and "free some space" in proc.stderr
