@@ -42,7 +42,8 @@ def new_characters(tokenizer, ids) -> int:
 
 @torch.no_grad()
 def generation_speed(model, tokenizer, prompts: list[str], characters: int = 64, warmup: int = 1) -> dict:
-    """Greedy generation of `characters` new characters after each prompt, batch size 1 (a chat's regime)."""
+    """Greedy generation of `characters` new characters after each prompt, batch size 1 (a chat's regime), after
+    `warmup` short untimed generations."""
     if not prompts:
         raise BailongError("speed task: no prompts")
     device = next(model.parameters()).device
@@ -53,7 +54,7 @@ def generation_speed(model, tokenizer, prompts: list[str], characters: int = 64,
     was_training = model.training
     model.eval()
 
-    def generate(prompt: str) -> tuple[int, int, float]:
+    def generate(prompt: str, characters: int) -> tuple[int, int, float]:
         ids = torch.tensor([[start] + tokenizer(prompt, add_special_tokens=False)["input_ids"]], device=device)
         began = time.perf_counter()
         out = model.generate(
@@ -70,12 +71,12 @@ def generation_speed(model, tokenizer, prompts: list[str], characters: int = 64,
         new = out[0, ids.shape[1] :]
         return new_characters(tokenizer, new), len(new), seconds
 
-    for prompt in prompts[:warmup]:
-        generate(prompt)
+    for prompt in prompts[:warmup]:  # a few tokens are enough to set up the first calls' buffers
+        generate(prompt, min(8, characters))
     chars = tokens = 0
     seconds = 0.0
     for prompt in prompts:
-        c, t, s = generate(prompt)
+        c, t, s = generate(prompt, characters)
         chars, tokens, seconds = chars + c, tokens + t, seconds + s
     model.train(was_training)
     return {
