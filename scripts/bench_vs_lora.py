@@ -22,6 +22,7 @@ extended model pays a larger V per token but reads a character in fewer tokens.
     python scripts/bench_vs_lora.py --json bench.json --plot docs/method-vs-lora.png     # 900 s per arm
     python scripts/bench_vs_lora.py --budget-s 300 --eval-every 60 --arms plain-lora zip-tie
     python scripts/bench_vs_lora.py --budget-flops 2e15 --eval-every-flops 4e14   # equal FLOPs on a loaded machine
+    python scripts/bench_vs_lora.py --replot bench.json --plot bench.png   # the tables and figure of a run again
 """
 
 from __future__ import annotations
@@ -207,7 +208,7 @@ def _short(value: float, axis: str) -> str:
         return f"{value:.0f} s"
     if axis == "chars":
         return f"{value / 1000:.1f}k chars"
-    return f"{value / 1e12:.0f} TFLOP" if value >= 1e12 else f"{value / 1e9:.1f} GFLOP"
+    return f"{value / 1e12:.1f} TFLOP" if value >= 1e12 else f"{value / 1e9:.0f} GFLOP"
 
 
 def _fmt(value: float | None) -> str:
@@ -234,6 +235,7 @@ def plot(results: dict, base: dict, path: str) -> None:
                 ax.set_ylabel(title)
             ax.grid(alpha=0.3)
     axes[0][0].legend(fontsize=8)
+    fig.suptitle("held-out bits per character while training (lower is better), dashed: the base model untrained")
     fig.tight_layout()
     fig.savefig(path, dpi=80)
     plt.close(fig)
@@ -260,7 +262,12 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--json", help="write the curves here")
     parser.add_argument("--plot", help="write the figure (PNG) here")
+    parser.add_argument("--replot", help="no training: print the tables (and --plot) of an earlier run's --json")
     args = parser.parse_args()
+    if args.replot:
+        saved = json.loads(Path(args.replot).read_text(encoding="utf-8"))
+        report(saved["summary"], saved["arms"], saved["base"], args.plot)
+        return
 
     docs = read_docs(args.train)
     random.Random(args.seed).shuffle(docs)
@@ -278,15 +285,20 @@ def main() -> None:
         f"{args.model}; train {Path(args.train).name}, held out {len(heldout)} documents of {Path(args.heldout).name};"
         f" {args.new_tokens} new tokens; blocks {args.batch} x {args.block}, LoRA r={args.rank}, lr {args.lr}"
     )
+    tables = report(summary, results, base, args.plot)
+    if args.json:
+        output = {"settings": vars(args), "summary": summary, "base": base, "arms": results, "tables": tables}
+        Path(args.json).write_text(json.dumps(output, indent=2), encoding="utf-8")
+
+
+def report(summary: str, results: dict, base: dict, plot_path: str | None) -> list:
     print("\n" + summary)
     tables = budget_tables(results, base)
     for title, headers, rows in tables:
         print(f"\n{title}\n{format_table(headers, rows)}")
-    if args.json:
-        output = {"settings": vars(args), "base": base, "arms": results, "tables": tables}
-        Path(args.json).write_text(json.dumps(output, indent=2), encoding="utf-8")
-    if args.plot:
-        plot(results, base, args.plot)
+    if plot_path:
+        plot(results, base, plot_path)
+    return tables
 
 
 if __name__ == "__main__":

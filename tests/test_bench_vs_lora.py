@@ -34,3 +34,8 @@ def test_bench_vs_lora_prints_tables_and_writes_curves_for_every_arm(tmp_path):
     assert result["arms"]["zip-tie"]["tokens_per_char"] < result["arms"]["plain-lora"]["tokens_per_char"]
     assert result["base"]["en_bpc"] > 0
     assert (tmp_path / "bench.png").stat().st_size > 10_000
+
+    again = [sys.executable, str(ROOT / "scripts" / "bench_vs_lora.py"), "--replot", str(tmp_path / "bench.json")]
+    replot = subprocess.run(again, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert replot.returncode == 0, replot.stderr[-3000:]
+    assert replot.stdout.split("equal training FLOPs")[1] == proc.stdout.split("equal training FLOPs")[1]
