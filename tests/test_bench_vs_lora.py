@@ -1,4 +1,5 @@
-"""scripts/bench_vs_lora.py at a toy size: a tiny random Llama with SmolLM2's tokenizer, every arm, a few steps."""
+"""The scripts of docs/method-vs-lora.md at a toy size: bench_vs_lora.py on a tiny random Llama with SmolLM2's
+tokenizer (every arm, a few steps) and bench_generation_speed.py on two tiny models."""
 
 import json
 import subprocess
@@ -39,3 +40,15 @@ def test_bench_vs_lora_prints_tables_and_writes_curves_for_every_arm(tmp_path):
     replot = subprocess.run(again, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert replot.returncode == 0, replot.stderr[-3000:]
     assert replot.stdout.split("equal training FLOPs")[1] == proc.stdout.split("equal training FLOPs")[1]
+
+
+def test_bench_generation_speed_prints_a_row_per_model(tmp_path):
+    models = [str(tiny_llama(tmp_path / name, "smollm2-135m-instruct", tied=True)) for name in ("a", "b")]
+    command = [sys.executable, str(ROOT / "scripts" / "bench_generation_speed.py"), *models, "--prompts", "2"]
+    proc = subprocess.run([*command, "--characters", "6"], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    header, _, *rows = proc.stdout.strip().splitlines()
+    assert "chars/s" in header and len(rows) == 2
+    for model, row in zip(models, rows):
+        cells = [c.strip() for c in row.split("|")]
+        assert cells[0] == model and int(cells[1]) >= 12 and float(cells[4]) > 0 and float(cells[5]) > 0
