@@ -5,9 +5,12 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from helpers import DEMO_DATA, ROOT, tiny_llama
 
 
+@pytest.mark.slow  # two extensions and four arms in a subprocess
 def test_bench_vs_lora_prints_tables_and_writes_curves_for_every_arm(tmp_path):
     base = tiny_llama(tmp_path / "base", "smollm2-135m-instruct", tied=True)
     command = [
