@@ -312,3 +312,34 @@ def test_too_many_failed_judgments_end_non_zero_after_the_report(tmp_path):
     assert re.search(r"answers \(smol\): 100%.*2/2", result.stderr)  # progress bars with counts
     assert re.search(r"judging \(smol\): 100%.*4/4", result.stderr)
     server.shutdown()
+
+
+def test_speed_task_reports_characters_and_tokens_per_second(tmp_path):
+    """The speed task in results.json, results.md and report.html: positive rates, the same characters per model."""
+    models = []
+    for name, tied in (("tiny-a", True), ("tiny-b", False)):
+        tiny_llama(tmp_path / name, "smollm2-135m-instruct", tied=tied)
+        models.append({"name": name, "name_or_path": str(tmp_path / name)})
+    cfg = {
+        "models": models,
+        "tasks": [
+            {"type": "bpc", "files": [str(DEMO_DATA / "tc_heldout.txt")], "limit": 1},
+            {"type": "speed", "characters": 12, "limit": 2},
+        ],
+        "output_dir": str(tmp_path / "eval"),
+    }
+    result = run_cli("eval", write_config(tmp_path / "e.yaml", cfg))
+    assert result.code == 0, result.stderr
+    results = json.loads((tmp_path / "eval" / "results.json").read_text(encoding="utf-8"))
+    for name in ("tiny-a", "tiny-b"):
+        speed = results[name]["details"]["speed"]
+        assert speed["prompts"] == 2 and speed["new_characters"] >= 24 and speed["new_tokens"] > 0
+        assert results[name]["chars_per_s"] == speed["chars_per_s"] > 0
+        assert results[name]["tokens_per_s"] == speed["tokens_per_s"] > 0
+    table = (tmp_path / "eval" / "results.md").read_text(encoding="utf-8")
+    header, _, *rows = table.splitlines()
+    assert "chars/s" in header and "tokens/s" in header
+    column = [c.strip() for c in header.split("|")].index("chars/s")
+    assert all(float(row.split("|")[column]) > 0 for row in rows)
+    html = (tmp_path / "eval" / "report.html").read_text(encoding="utf-8")
+    assert ">chars/s" in html and ">tokens/s" in html

@@ -183,3 +183,30 @@ def test_bl_english_unchanged_pieces_reachable_roundtrip(bl_run):
     docs = tc_documents()
     assert tok.batch_decode(ids(tok, docs)) == docs
     assert tok.chat_template == base.chat_template
+
+
+@pytest.mark.slow
+def test_bl_extended_smollm2_generates_tc_faster_than_its_base(bl_run):
+    """eval's speed task on the real SmolLM2 and its extension (zip-tie rows, no training): the same new characters
+    cost the extended model fewer tokens, so fewer forward passes. The models take turns prompt by prompt, so a load
+    that changes during the test weighs on both alike."""
+    from bailong.evaluation.speed import default_prompts, generation_speed
+    from bailong.inference import ChatModel
+
+    out, _ = bl_run
+    models = {"base": ChatModel("smollm2-135m-instruct"), "extended": ChatModel(str(out))}
+    totals = {name: {"new_characters": 0, "new_tokens": 0, "generation_seconds": 0.0} for name in models}
+    for bot in models.values():  # the warm-up
+        generation_speed(bot.model, bot.tokenizer, default_prompts()[-1:], characters=4, warmup=0)
+    for prompt in default_prompts()[:3]:
+        for name, bot in models.items():
+            result = generation_speed(bot.model, bot.tokenizer, [prompt], characters=24, warmup=0)
+            assert result["chars_per_s"] > 0 and result["tokens_per_s"] > 0 and result["new_characters"] >= 24
+            for key in totals[name]:
+                totals[name][key] += result[key]
+    base, extended = totals["base"], totals["extended"]
+    assert extended["new_tokens"] / extended["new_characters"] < base["new_tokens"] / base["new_characters"]
+    assert (
+        extended["new_characters"] / extended["generation_seconds"]
+        > base["new_characters"] / base["generation_seconds"]
+    ), totals

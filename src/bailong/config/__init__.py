@@ -9,7 +9,16 @@ from bailong.config.data import (
     TrainDataConfig,
     VocabDataConfig,
 )
-from bailong.config.evaluation import BpcTask, ChoiceTask, EvalModel, EvalTask, JudgeConfig, JudgeTask, LmEvalTask
+from bailong.config.evaluation import (
+    BpcTask,
+    ChoiceTask,
+    EvalModel,
+    EvalTask,
+    JudgeConfig,
+    JudgeTask,
+    LmEvalTask,
+    SpeedTask,
+)
 from bailong.config.loader import dump_config, load_config
 from bailong.config.model import EmbeddingTrainingConfig, LoraConfig, ModelConfig, QuantizationConfig
 from bailong.config.stages import (
@@ -52,6 +61,7 @@ __all__ = [
     "SftConfig",
     "SftDataConfig",
     "Source",
+    "SpeedTask",
     "StageConfig",
     "TextDataConfig",
     "TrainConfig",

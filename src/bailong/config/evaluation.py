@@ -154,7 +154,19 @@ class LmEvalTask(TaskBase):
         return data
 
 
-EvalTask = Annotated[BpcTask | ChoiceTask | JudgeTask | LmEvalTask, Field(discriminator="type")]
+class SpeedTask(TaskBase):
+    """Characters and tokens per second of greedy generation: the same number of new characters after each prompt
+    for every model, timed after a warm-up."""
+
+    type: Literal["speed"]
+    prompts: ExistingFile | None = Field(
+        None, description="prompts, one a line; default: five TC sentence openings shipped with bailong"
+    )
+    characters: int = Field(64, gt=0, description="new characters generated after each prompt")
+    warmup: int = Field(1, ge=0, description="untimed generations first (the first calls of a model are slower)")
+
+
+EvalTask = Annotated[BpcTask | ChoiceTask | JudgeTask | LmEvalTask | SpeedTask, Field(discriminator="type")]
 
 
 class JudgeConfig(Section):

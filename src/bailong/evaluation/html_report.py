@@ -151,6 +151,11 @@ def _metrics(detail: dict) -> list[tuple[str, str | None, object]]:
         ]
     if kind == "choice":
         return [("accuracy", "high", detail.get("accuracy"))]
+    if kind == "speed":
+        return [
+            ("chars/s", "high", detail.get("chars_per_s")),
+            ("tokens/s", None, detail.get("tokens_per_s")),
+        ]
     if kind == "judge":
         language = detail.get("language_consistency") or {}
         return [

@@ -20,17 +20,25 @@ def headline(details: dict) -> dict:
         "choice": first["choice"]["accuracy"] if "choice" in first else None,
         "judge": {"mean": judge["mean"], "failures": judge["failures"]} if judge else None,
         "language_consistency": judge["language_consistency"]["rate"] if judge else None,
+        "chars_per_s": first["speed"]["chars_per_s"] if "speed" in first else None,
+        "tokens_per_s": first["speed"]["tokens_per_s"] if "speed" in first else None,
     }
 
 
 def task_columns(results: dict) -> dict[str, Callable[[dict], float | None]]:
-    """One column per choice task (its accuracy) and per benchmark of each lm-eval task (its headline metric), in
-    the order the tasks ran; a model without that task shows '-'."""
+    """One column per choice task (its accuracy), per benchmark of each lm-eval task (its headline metric) and two per
+    speed task (characters and tokens per second), in the order the tasks ran; a model without that task shows '-'."""
     columns = {}
     for r in results.values():
         for name, d in r["details"].items():
             if d["type"] == "choice":
                 columns.setdefault(f"{name} acc", lambda r, name=name: r["details"].get(name, {}).get("accuracy"))
+            elif d["type"] == "speed":
+                for key, label in (("chars_per_s", "chars/s"), ("tokens_per_s", "tokens/s")):
+                    columns.setdefault(
+                        f"{name} {label}" if name != "speed" else label,
+                        lambda r, name=name, key=key: r["details"].get(name, {}).get(key),
+                    )
             elif d["type"] == "lm-eval":
                 for bench, h in d["headline"].items():
                     if h:
@@ -74,6 +82,7 @@ def _charts(out: Path, results: dict) -> None:
         ("choice accuracy", lambda r: r["choice"]),
         ("judge mean (1-10)", lambda r: (r["judge"] or {}).get("mean")),
         ("language consistency", lambda r: r["language_consistency"]),
+        ("characters/s, greedy generation", lambda r: r.get("chars_per_s")),
     ]
     metrics = [(label, get) for label, get in metrics if any(get(results[n]) is not None for n in names)]
     if metrics:

@@ -47,6 +47,7 @@ def run(cfg: EvalConfig, overwrite: bool = False) -> dict:
     from bailong.evaluation.judge_client import JudgeClient, JudgeSettings
     from bailong.evaluation.judge_prompts import load_templates
     from bailong.evaluation.report import headline, write_report
+    from bailong.evaluation.speed import run_speed
     from bailong.inference import ChatModel
 
     out = Path(cfg.output_dir)
@@ -95,6 +96,8 @@ def run(cfg: EvalConfig, overwrite: bool = False) -> dict:
                     result = run_choice(task, bot.model, bot.tokenizer)
                 elif task.type == "lm-eval":
                     result = run_lm_eval(task, bot.model, bot.tokenizer)
+                elif task.type == "speed":
+                    result = run_speed(task, bot.model, bot.tokenizer)
                 else:
                     result = run_judge(task, benches[i], bot, (spec.name, identity), client, templates, out)
                 details[name] = {"type": task.type, **result, "seconds": round(time.perf_counter() - started, 1)}
