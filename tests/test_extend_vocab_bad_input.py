@@ -4,7 +4,9 @@ import json
 
 import pytest
 
-from bailong.vocab.bpe import ByteLevelVocabulary, SentencePieceVocabulary, bpe_encode
+from bailong.vocab.bpe import bpe_encode
+from bailong.vocab.byte_level import ByteLevelVocabulary
+from bailong.vocab.sentencepiece_model import SentencePieceVocabulary
 from helpers import read_report, run_cli, write_config
 
 TC_LINES = ["台灣的天氣很好，我們去爬山。", "今天天氣很好，台北的捷運很方便。", "台灣的夜市很熱鬧，小吃很好吃。"]
@@ -150,7 +152,7 @@ def test_budget_is_never_exceeded():
 
 
 def test_byte_level_chain_uses_partial_character_steps():
-    from bailong.vocab.bpe import BYTE_TO_CHAR
+    from bailong.vocab.byte_level import BYTE_TO_CHAR
 
     data = {"model": {"vocab": {BYTE_TO_CHAR[b]: b for b in range(256)}, "merges": []}, "added_tokens": []}
     vocab = ByteLevelVocabulary(data, pre_tokenizer=None)
