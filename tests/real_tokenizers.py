@@ -8,6 +8,7 @@ from importlib.util import find_spec
 from pathlib import Path
 
 SP = Path(find_spec("mistral_common").submodule_search_locations[0]).parent
+MISTRAL_V1 = SP / "mistral_common" / "data" / "tokenizer.model.v1"
 
 # Qwen's split pattern (its tokenizer.json); Llama 3's is the converter's default (digits in runs of 1-3)
 QWEN_PATTERN = (

@@ -137,7 +137,16 @@ def embedded_checkpoint(name: str = EMBEDDED_DEFAULT) -> Path:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    if name == EMBEDDED_GEMMA:
+        from bailong.loading.chat_templates import GEMMA3
+
+        tokenizer.chat_template = GEMMA3
     model = rebuilt(AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name))
+    if name == EMBEDDED_GEMMA:  # a turn ends with <end_of_turn> (google/gemma-3-270m's generation_config)
+        model.generation_config.eos_token_id = [
+            tokenizer.eos_token_id,
+            tokenizer.convert_tokens_to_ids("<end_of_turn>"),
+        ]
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=target.parent, prefix=f".{name}-") as tmp:
         model.save_pretrained(tmp)

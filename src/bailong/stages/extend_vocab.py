@@ -122,7 +122,16 @@ def run(cfg: ExtendVocabConfig, overwrite: bool = False) -> dict:
                 cfg, result.tokenizer, report, out, base_tok if same else None, lambda: training_documents(cfg)
             )
             report["checkpoint"] = {
-                k: extension[k] for k in ("embedding_rows", "tied_embeddings", "dtype", "init_seconds")
+                k: extension[k]
+                for k in (
+                    "embedding_rows_before",
+                    "embedding_rows",
+                    "spare_rows_filled",
+                    "rows_appended",
+                    "tied_embeddings",
+                    "dtype",
+                    "init_seconds",
+                )
             }
             if extension["align"]:
                 curve = extension["align"]["loss_curve"]
@@ -176,6 +185,12 @@ def _print_report(report: dict, cfg: ExtendVocabConfig) -> None:
             f"{'tied' if ckpt['tied_embeddings'] else 'untied'}), new rows by {cfg.new_rows.init} "
             f"in {ckpt['init_seconds']} s"
         )
+        if ckpt["spare_rows_filled"]:
+            say(
+                f"new rows: {ckpt['spare_rows_filled']} new tokens took the checkpoint's spare rows (it had "
+                f"{ckpt['embedding_rows_before']} rows for {report['base_vocab_size']} tokens); "
+                f"{ckpt['rows_appended']} rows appended"
+            )
         if "align" in ckpt:
             a = ckpt["align"]
             say(f"align: loss {a['loss_first']:.4f} -> {a['loss_last']:.4f} in {a['seconds']} s")

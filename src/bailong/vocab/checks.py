@@ -93,6 +93,7 @@ def check_extension(
         "family": result.family,
         "base_vocab_size": result.base_size,
         "vocab_size": len(new_tok),
+        "first_new_id": result.base_size,  # after every id the base uses, its added tokens included
         "tokens_added": len(result.extension.tokens),
         "pieces_added": len(result.extension.pieces),
         "merge_steps_added": len(result.extension.tokens) - len(texts),
