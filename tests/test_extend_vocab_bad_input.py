@@ -175,3 +175,28 @@ def test_user_words_are_forced_in_and_unigram_works(tmp_path, mistral_model):
     assert tok.convert_ids_to_tokens(ids[-1]) == "珍珠奶茶" and len(ids) <= 2
     report = read_report(tmp_path / "out")
     assert report["all_new_pieces_reachable"] and report["sentencepiece_matches_hf"]
+
+
+@pytest.mark.parametrize(
+    ("kind", "named"),
+    [("wordpiece", "is a WordPiece tokenizer"), ("bpe", "is a BPE without byte fallback tokenizer")],
+)
+def test_unsupported_tokenizer_is_one_line_naming_its_type(tmp_path, kind, named):
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {"[UNK]": 0, "a": 1, "b": 2, "ab": 3}
+    if kind == "wordpiece":
+        backend = Tokenizer(models.WordPiece(vocab, unk_token="[UNK]"))
+    else:
+        backend = Tokenizer(models.BPE(vocab, [("a", "b")], unk_token="[UNK]"))
+    backend.pre_tokenizer = pre_tokenizers.Whitespace()
+    PreTrainedTokenizerFast(tokenizer_object=backend, unk_token="[UNK]").save_pretrained(tmp_path / "tok")
+    corpus = tmp_path / "c.txt"
+    corpus.write_text("\n".join(TC_LINES * 20) + "\n", encoding="utf-8")
+    cfg = {"model": {"tokenizer": str(tmp_path / "tok")}, "data": {"files": [str(corpus)]}, "output_dir": "out"}
+    result = run(tmp_path, cfg)
+    assert result.code == 2 and not (tmp_path / "out").exists()
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and named in lines[0] and "bailong extends SentencePiece BPE with byte fallback" in lines[0]
+    assert "Traceback" not in result.stderr
