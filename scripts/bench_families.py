@@ -5,7 +5,7 @@ the zip-tie checkpoint against the base model (tokenizer-independent; target <= 
 Bases: Llama 3 (Meta's tiktoken file), Qwen2.5 (qwen.tiktoken), Mistral Nemo (tekken), converted with transformers'
 converters as the tests do (tests/real_tokenizers.py); Gemma 3 and SmolLM2 (the embedded GGUFs); Mistral v1 (.model).
 New tokens come from ../shared/data/tc/drcd_dev_paragraphs.txt; tokens per character is measured on
-../shared/data/tc/drcd_test_seen_titles_paragraphs.txt; English is the MT-bench turns.
+../shared/data/tc/drcd_test_seen_titles_paragraphs.txt; English is the MT-bench turns that quote no Chinese.
 
     python scripts/bench_families.py                                  # every family, 8,000 new tokens
     python scripts/bench_families.py --families gemma3 --bpc-docs 40
@@ -31,6 +31,7 @@ from bailong.console import format_table  # noqa: E402
 from bailong.evaluation.bpc import bits_per_character  # noqa: E402
 from bailong.loading import load_tokenizer  # noqa: E402
 from bailong.stages.extend_vocab import run as extend_vocab  # noqa: E402
+from bailong.vocab.train import has_cjk  # noqa: E402
 
 FAMILIES = {  # name -> (label, how to get the base tokenizer source)
     "llama3": ("Llama 3.x (tiktoken)", real_tokenizers.llama3),
@@ -49,7 +50,7 @@ def lines(name: str) -> list[str]:
 
 def english_turns() -> list[str]:
     questions = [json.loads(line) for line in (SHARED / "bench" / "mt_bench_en_questions.jsonl").open()]
-    return [turn for q in questions for turn in q["turns"]]
+    return [turn for q in questions for turn in q["turns"] if not has_cjk(turn)]  # less the turns quoting Chinese
 
 
 def ids(tokenizer, texts: list[str]) -> list[list[int]]:

@@ -200,3 +200,45 @@ def test_unsupported_tokenizer_is_one_line_naming_its_type(tmp_path, kind, named
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and named in lines[0] and "bailong extends SentencePiece BPE with byte fallback" in lines[0]
     assert "Traceback" not in result.stderr
+
+
+def byte_alphabet_json(added: list[dict]) -> dict:
+    from bailong.vocab.byte_level import BYTE_TO_CHAR
+
+    return {
+        "version": "1.0",
+        "added_tokens": added,
+        "normalizer": None,
+        "pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": False},
+        "post_processor": None,
+        "decoder": {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": False},
+        "model": {"type": "BPE", "vocab": {BYTE_TO_CHAR[b]: b for b in range(256)}, "merges": []},
+    }
+
+
+def test_added_tokens_keep_their_ids_past_the_new_entries():
+    """Special tokens only in added_tokens (Llama 3, Qwen): `tokenizers` numbers them after the model's count of
+    entries, so the written file must hold them in model.vocab too, or they move onto the new pieces' ids."""
+    from tokenizers import Tokenizer
+
+    from bailong.vocab.bpe import append_to_tokenizer_json
+
+    special = {"id": 256, "content": "<|begin|>", "single_word": False, "lstrip": False, "rstrip": False,
+               "normalized": False, "special": True}  # fmt: skip
+    data = byte_alphabet_json([special])
+    vocab = ByteLevelVocabulary(data)
+    vocab.extend(["台灣"], budget=10)
+    assert vocab.first_id == 257
+    written = Tokenizer.from_str(json.dumps(append_to_tokenizer_json(data, vocab)))
+    assert written.token_to_id("<|begin|>") == 256
+    assert written.encode("<|begin|>台灣").ids == [256, vocab.vocab[vocab.extension.tokens[-1]]]
+    assert written.get_vocab_size() == 257 + len(vocab.extension.tokens)
+
+
+def test_a_piece_the_normalizer_changes_is_skipped():
+    """Qwen's NFC normalizer turns a CJK compatibility ideograph into the unified one: such a piece is unreachable."""
+    from tokenizers import normalizers
+
+    vocab = ByteLevelVocabulary(byte_alphabet_json([]), normalizer=normalizers.NFC())
+    ext = vocab.extend(["\uf929", "台"], budget=10)
+    assert ext.pieces == ["台"] and ext.skipped_split == 1

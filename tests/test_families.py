@@ -161,9 +161,29 @@ def test_checks_catch_a_moved_added_token_a_moved_bos_and_another_template(famil
     else:
         assert kept["failures"] == []
     new = AutoTokenizer.from_pretrained(out)
-    new.chat_template = base.chat_template.replace("\n", "\n\n", 1)
+    new.chat_template = base.chat_template + "{{ ' ' }}"  # one more space after the conversation
     assert check_base_kept(base, new)["chat_template_kept"] is False
     new = AutoTokenizer.from_pretrained(out)
     new.bos_token = new.eos_token
     kept = check_base_kept(base, new)
     assert kept["special_token_ids_kept"] is (base.bos_token_id == base.eos_token_id)
+
+
+@pytest.mark.slow
+def test_bench_families_script_at_toy_size(tmp_path):
+    """scripts/bench_families.py, the source of docs/families.md's table, on one family and a small budget."""
+    import subprocess
+    import sys
+
+    from helpers import ROOT
+
+    out = tmp_path / "rows.json"
+    command = [sys.executable, str(ROOT / "scripts" / "bench_families.py"), "--families", "smollm2", "--new-tokens"]
+    proc = subprocess.run(
+        [*command, "300", "--bpc-docs", "0", "--json", str(out)], capture_output=True, text=True, timeout=600
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    [row] = json.loads(out.read_text(encoding="utf-8"))
+    assert row["added"] == 300 and row["guarantees"] is True and row["english_turns_changed"].startswith("0/")
+    assert row["tok_per_char_after"] < row["tok_per_char_before"]
+    assert "tok_per_char_after" in proc.stdout
