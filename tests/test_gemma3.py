@@ -15,8 +15,8 @@ pytestmark = pytest.mark.slow  # end to end on a 270M model
 NEW_TOKENS = 1000
 
 
-def corpus_slice(path, lines: int):
-    source = shared_file("tc/drcd_dev_paragraphs.txt")
+def corpus_slice(path, lines: int, name: str = "tc/drcd_dev_paragraphs.txt"):
+    source = shared_file(name)
     path.write_text("".join(source.open(encoding="utf-8").readlines()[:lines]), encoding="utf-8")
     return path
 
@@ -29,7 +29,7 @@ def test_gemma3_extend_pretrain_export_chat(tmp_path):
     from bailong.loading.sources import embedded_checkpoint
 
     corpus = corpus_slice(tmp_path / "tc.txt", 400)
-    held_out = corpus_slice(tmp_path / "held.txt", 8)
+    held_out = corpus_slice(tmp_path / "held.txt", 2, "tc/drcd_test_seen_titles_paragraphs.txt")
     cfg = {
         "model": {"name_or_path": "gemma-3-270m"},
         "data": {"files": [str(corpus)], "validation": 0.05},

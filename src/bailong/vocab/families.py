@@ -24,15 +24,14 @@ SUPPORTED = (
 
 
 def describe(tokenizer_json: dict) -> str:
-    """The tokenizer's type in a few words: its model and pre-tokenizer (or normalizer)."""
+    """The tokenizer's type in a few words: its model, byte fallback, pre-tokenizer."""
     model = tokenizer_json["model"]
-    parts = [model["type"]]
+    text = f"a {model['type']} tokenizer"
     if model["type"] == "BPE":
-        parts.append("with byte fallback" if model.get("byte_fallback") else "without byte fallback")
-    pre = tokenizer_json.get("pre_tokenizer") or {}
-    if pre:
-        parts.append(f"pre-tokenizer {pre.get('type')}")
-    return " ".join(parts)
+        text += " with byte fallback" if model.get("byte_fallback") else " without byte fallback"
+    if pre := tokenizer_json.get("pre_tokenizer"):
+        text += f" (pre-tokenizer {pre.get('type')})"
+    return text
 
 
 def detect_family(source: str, base_tok) -> str:
@@ -43,9 +42,7 @@ def detect_family(source: str, base_tok) -> str:
         return byte_level.FAMILY
     if sentencepiece_json.is_sentencepiece_json(tokenizer_json):
         return sentencepiece_json.FAMILY
-    raise BailongError(
-        f"base tokenizer {source!r} is a {describe(tokenizer_json)} tokenizer; bailong extends {SUPPORTED}"
-    )
+    raise BailongError(f"base tokenizer {source!r} is {describe(tokenizer_json)}; bailong extends {SUPPORTED}")
 
 
 def extend(family: str, source: str, base_tok, candidates: list[str], budget: int, out: Path) -> ExtendedTokenizer:
