@@ -1,7 +1,7 @@
 """The tokenizer families extend-vocab grows, one module each, and which one a base tokenizer belongs to.
 
 - `sentencepiece`: a SentencePiece BPE .model with byte fallback (Llama 2, Mistral v1);
-- `sentencepiece-json`: the same BPE given only as tokenizer.json (Gemma 2/3; Llama 2 / Mistral v1 without .model);
+- `sentencepiece-json`: the same BPE given only as tokenizer.json (tested on Gemma 3);
 - `byte-level`: byte-level BPE (Llama 3.x, Qwen2.5/3, Mistral Nemo's tekken, SmolLM2).
 """
 
@@ -18,8 +18,8 @@ from bailong.vocab.train import WORD_MARK
 
 FAMILIES = (sentencepiece_model.FAMILY, sentencepiece_json.FAMILY, byte_level.FAMILY)
 SUPPORTED = (
-    "SentencePiece BPE with byte fallback (.model, or tokenizer.json: Llama 2, Mistral v1, Gemma 3) and byte-level "
-    "BPE (Llama 3.x, Qwen2.5, Mistral Nemo's tekken, SmolLM2)"
+    "SentencePiece BPE with byte fallback, as a .model (Llama 2, Mistral v1) or as tokenizer.json only (Gemma 3), "
+    "and byte-level BPE (Llama 3.x, Qwen2.5, Mistral Nemo's tekken, SmolLM2)"
 )
 
 

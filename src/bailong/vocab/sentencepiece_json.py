@@ -1,5 +1,5 @@
-"""SentencePiece-style BPE with byte fallback given only as tokenizer.json: Gemma 2/3, and Llama 2 / Mistral v1 when
-there is no tokenizer.model.
+"""SentencePiece-style BPE with byte fallback given only as tokenizer.json (tested on Gemma 3's; Gemma 2 and a Llama 2
+tokenizer without its tokenizer.model are of the same kind).
 
 Symbols are characters ("▁" marks a space); a character the vocabulary lacks becomes `<0xNN>` byte tokens and merges
 nothing, so it is added as a piece of its own first. Merges are explicit and ranked in tokenizer.json; new ones are
