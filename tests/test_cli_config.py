@@ -223,6 +223,28 @@ def test_shipped_configs_use_current_names(tmp_path):
         assert "deprecated:" not in result.stderr, (path, result.stderr)
 
 
+@pytest.mark.parametrize(
+    ("preset", "hub_id", "new_tokens"),
+    [("llama3.1-8b", "meta-llama/Llama-3.1-8B", 16000), ("qwen2.5-7b", "Qwen/Qwen2.5-7B", 8000),
+     ("gemma-3-4b", "google/gemma-3-4b-pt", 8000)],
+)  # fmt: skip
+def test_family_presets_print_their_config(preset, hub_id, new_tokens):
+    import yaml
+
+    folder = ROOT / "configs" / preset
+    shown = run_cli("extend-vocab", folder / "extend_vocab.yaml", "--print-config")
+    assert shown.code == 0, shown.stderr
+    config = yaml.safe_load(shown.stdout)
+    assert config["model"]["name_or_path"] == hub_id and config["vocab"]["new_tokens"] == new_tokens
+    assert config["new_rows"]["init"] == "zip-tie"
+    extended = config["output_dir"]
+    shown = run_cli("pretrain", folder / "pretrain.yaml", "--print-config")
+    assert shown.code == 0, shown.stderr
+    config = yaml.safe_load(shown.stdout)
+    assert config["model"]["name_or_path"] == extended  # pretrain starts from extend-vocab's output
+    assert config["quantization"]["mode"] == "nf4" and config["embeddings"]["train"] == "lora"
+
+
 def eval_config(task: dict) -> dict:
     return {"models": [{"name": "m", "name_or_path": "smollm2-135m-instruct"}], "tasks": [task], "output_dir": "out"}
 

@@ -7,7 +7,7 @@ import sentencepiece as spm
 from transformers import AutoTokenizer
 
 from bailong.loading import load_tokenizer
-from bailong.vocab.bpe import byte_level_text
+from bailong.vocab.byte_level import byte_level_text
 from bailong.vocab.checks import english_probe
 from bailong.vocab.train import has_cjk
 from helpers import DEMO_DATA, read_report, run_cli, shared_file, write_config

@@ -4,7 +4,9 @@ import json
 
 import pytest
 
-from bailong.vocab.bpe import ByteLevelVocabulary, SentencePieceVocabulary, bpe_encode
+from bailong.vocab.bpe import bpe_encode
+from bailong.vocab.byte_level import ByteLevelVocabulary
+from bailong.vocab.sentencepiece_model import SentencePieceVocabulary
 from helpers import read_report, run_cli, write_config
 
 TC_LINES = ["台灣的天氣很好，我們去爬山。", "今天天氣很好，台北的捷運很方便。", "台灣的夜市很熱鬧，小吃很好吃。"]
@@ -151,7 +153,7 @@ def test_budget_is_never_exceeded():
 
 
 def test_byte_level_chain_uses_partial_character_steps():
-    from bailong.vocab.bpe import BYTE_TO_CHAR
+    from bailong.vocab.byte_level import BYTE_TO_CHAR
 
     data = {"model": {"vocab": {BYTE_TO_CHAR[b]: b for b in range(256)}, "merges": []}, "added_tokens": []}
     vocab = ByteLevelVocabulary(data, pre_tokenizer=None)
@@ -174,3 +176,70 @@ def test_user_words_are_forced_in_and_unigram_works(tmp_path, mistral_model):
     assert tok.convert_ids_to_tokens(ids[-1]) == "珍珠奶茶" and len(ids) <= 2
     report = read_report(tmp_path / "out")
     assert report["all_new_pieces_reachable"] and report["sentencepiece_matches_hf"]
+
+
+@pytest.mark.parametrize(
+    ("kind", "named"),
+    [("wordpiece", "is a WordPiece tokenizer"), ("bpe", "is a BPE tokenizer without byte fallback")],
+)
+def test_unsupported_tokenizer_is_one_line_naming_its_type(tmp_path, kind, named):
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {"[UNK]": 0, "a": 1, "b": 2, "ab": 3}
+    if kind == "wordpiece":
+        backend = Tokenizer(models.WordPiece(vocab, unk_token="[UNK]"))
+    else:
+        backend = Tokenizer(models.BPE(vocab, [("a", "b")], unk_token="[UNK]"))
+    backend.pre_tokenizer = pre_tokenizers.Whitespace()
+    PreTrainedTokenizerFast(tokenizer_object=backend, unk_token="[UNK]").save_pretrained(tmp_path / "tok")
+    corpus = tmp_path / "c.txt"
+    corpus.write_text("\n".join(TC_LINES * 20) + "\n", encoding="utf-8")
+    cfg = {"model": {"tokenizer": str(tmp_path / "tok")}, "data": {"files": [str(corpus)]}, "output_dir": "out"}
+    result = run(tmp_path, cfg)
+    assert result.code == 2 and not (tmp_path / "out").exists()
+    lines = [line for line in result.stderr.splitlines() if line.strip() and "docs/s]" not in line]  # no progress
+    assert len(lines) == 1 and named in lines[0] and "bailong extends SentencePiece BPE with byte fallback" in lines[0]
+    assert "Traceback" not in result.stderr
+
+
+def byte_alphabet_json(added: list[dict]) -> dict:
+    from bailong.vocab.byte_level import BYTE_TO_CHAR
+
+    return {
+        "version": "1.0",
+        "added_tokens": added,
+        "normalizer": None,
+        "pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": False},
+        "post_processor": None,
+        "decoder": {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": False},
+        "model": {"type": "BPE", "vocab": {BYTE_TO_CHAR[b]: b for b in range(256)}, "merges": []},
+    }
+
+
+def test_added_tokens_keep_their_ids_past_the_new_entries():
+    """Special tokens only in added_tokens (Llama 3, Qwen): `tokenizers` numbers them after the model's count of
+    entries, so the written file must hold them in model.vocab too, or they move onto the new pieces' ids."""
+    from tokenizers import Tokenizer
+
+    from bailong.vocab.bpe import append_to_tokenizer_json
+
+    special = {"id": 256, "content": "<|begin|>", "single_word": False, "lstrip": False, "rstrip": False,
+               "normalized": False, "special": True}  # fmt: skip
+    data = byte_alphabet_json([special])
+    vocab = ByteLevelVocabulary(data)
+    vocab.extend(["台灣"], budget=10)
+    assert vocab.first_id == 257
+    written = Tokenizer.from_str(json.dumps(append_to_tokenizer_json(data, vocab)))
+    assert written.token_to_id("<|begin|>") == 256
+    assert written.encode("<|begin|>台灣").ids == [256, vocab.vocab[vocab.extension.tokens[-1]]]
+    assert written.get_vocab_size() == 257 + len(vocab.extension.tokens)
+
+
+def test_a_piece_the_normalizer_changes_is_skipped():
+    """Qwen's NFC normalizer turns a CJK compatibility ideograph into the unified one: such a piece is unreachable."""
+    from tokenizers import normalizers
+
+    vocab = ByteLevelVocabulary(byte_alphabet_json([]), normalizer=normalizers.NFC())
+    ext = vocab.extend(["\uf929", "台"], budget=10)
+    assert ext.pieces == ["台"] and ext.skipped_split == 1

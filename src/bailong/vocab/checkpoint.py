@@ -72,6 +72,8 @@ def write_extended_checkpoint(
         )
     new_ids = list(range(len(base_tok), len(extended_tok)))
     pieces = base_pieces(base_tok, extended_tok.convert_ids_to_tokens(new_ids))
+    # rows past the base tokenizer (Qwen2.5: 151,936 rows for 151,665 tokens) are spare: new tokens fill them first
+    spare_filled = min(rows_before - len(base_tok), len(new_ids))
     rows = max(rows_before, len(extended_tok))
     model.resize_token_embeddings(rows, pad_to_multiple_of=cfg.new_rows.pad_to_multiple_of, mean_resizing=False)
     tied = model.get_output_embeddings().weight is model.get_input_embeddings().weight
@@ -99,6 +101,8 @@ def write_extended_checkpoint(
         "base_vocab_size": len(base_tok),
         "embedding_rows_before": rows_before,
         "embedding_rows": model.get_input_embeddings().weight.shape[0],
+        "spare_rows_filled": spare_filled,
+        "rows_appended": model.get_input_embeddings().weight.shape[0] - rows_before,
         "vocab_size": len(extended_tok),
         "new_token_ids": new_ids,
         "tied_embeddings": tied,

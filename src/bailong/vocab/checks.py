@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from importlib import resources
 
-from bailong.vocab.bpe import byte_level_text
-from bailong.vocab.train import WORD_MARK, ScriptChoice, has_cjk
-from bailong.vocab.writers import ExtendedTokenizer
+from bailong.vocab.bpe import ExtendedTokenizer
+from bailong.vocab.families import token_text
+from bailong.vocab.guarantees import check_base_kept
+from bailong.vocab.train import ScriptChoice, has_cjk
 
 
 def english_probe() -> list[str]:
@@ -37,13 +38,8 @@ def token_texts(result: ExtendedTokenizer) -> dict[int, str]:
     vocab = result.tokenizer.get_vocab()
     out = {}
     for token in result.extension.tokens:
-        if result.family == "sentencepiece":  # a leading word marker comes from the dummy prefix
-            out[vocab[token]] = token[1:] if token.startswith(WORD_MARK) and len(token) > 1 else token
-            continue
-        try:
-            out[vocab[token]] = byte_level_text(token).decode("utf-8")
-        except UnicodeDecodeError:
-            continue
+        if (text := token_text(result.family, token)) is not None:
+            out[vocab[token]] = text
     return out
 
 
@@ -67,7 +63,7 @@ def check_extension(
         failures.append(f"text without new pieces changed ids, e.g. {changed[0][:60]!r}")
 
     texts = token_texts(result)
-    prefix = new_tok.convert_tokens_to_ids("▁") if result.family == "sentencepiece" else None
+    prefix = new_tok.convert_tokens_to_ids("▁") if result.family != "byte-level" else None
     retry = []
     for (token_id, text), ids in zip(texts.items(), _ids(new_tok, list(texts.values()))):
         if ids != [token_id] and ids != [prefix, token_id]:
@@ -90,10 +86,14 @@ def check_extension(
     if broken:
         failures.append(f"decode(encode(x)) != x for {broken} documents that the base round-trips")
 
+    kept = check_base_kept(base_tok, new_tok)
+    failures += kept.pop("failures")
+
     report = {
         "family": result.family,
         "base_vocab_size": result.base_size,
         "vocab_size": len(new_tok),
+        "first_new_id": result.base_size,  # after every id the base uses, its added tokens included
         "tokens_added": len(result.extension.tokens),
         "pieces_added": len(result.extension.pieces),
         "merge_steps_added": len(result.extension.tokens) - len(texts),
@@ -104,6 +104,7 @@ def check_extension(
         **({"english_probe_changed": len(changed)} if latin else {}),
         "all_new_pieces_reachable": not unreachable,
         "roundtrip_ok": broken == 0,
+        **kept,
     }
     if result.sp_model is not None:
         disagree = _sentencepiece_disagreements(base_tok, result, sample)

@@ -1,53 +1,60 @@
-"""Writes the extended tokenizer for each family, through the loading core."""
+"""SentencePiece BPE models with byte fallback given as a .model file (Llama 2, Mistral v1).
+
+Pieces are appended to the .model with distinct, decreasing scores below every base piece (sentencepiece ranks merges
+by score), and the HF tokenizer.json is written with merges ranked as sentencepiece ranks them: both encode alike.
+"""
 
 from __future__ import annotations
 
 import json
 import shutil
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 from bailong.errors import BailongError
 from bailong.loading import load_tokenizer, resolve_source, sentencepiece_file
-from bailong.vocab.bpe import (
-    ByteLevelVocabulary,
-    Extension,
-    SentencePieceVocabulary,
-    append_to_tokenizer_json,
-    byte_level_text,
-)
+from bailong.vocab.bpe import BpeVocabulary, ExtendedTokenizer, bpe_encode
 
-Family = Literal["sentencepiece", "byte-level"]
-
+FAMILY = "sentencepiece"
 _HF_CONFIG_FILES = ("tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja", "chat_template.json")
 
 
-@dataclass
-class ExtendedTokenizer:
-    tokenizer: object  # the HF fast tokenizer, already loaded from the written files
-    extension: Extension
-    family: Family
-    base_size: int  # len(base tokenizer)
-    sp_model: Path | None = None  # the merged SentencePiece model, for the SentencePiece family
-    base_sp_model: Path | None = None
+class SentencePieceVocabulary(BpeVocabulary):
+    """Pieces are strings of characters; merges are implied by the pieces and ranked by score (higher first)."""
 
+    def __init__(self, pieces: list[tuple[str, float]]):
+        super().__init__({piece: i for i, (piece, _) in enumerate(pieces)}, first_id=len(pieces))
+        self.rank = {piece: (-score, i) for i, (piece, score) in enumerate(pieces)}
+        regular = [score for _, score in pieces if -1e6 < score < 0]
+        self.next_score = (min(regular) if regular else 0.0) - 1.0
 
-def detect_family(source: str, base_tok) -> Family:
-    if sentencepiece_file(source) is not None:
-        return "sentencepiece"
-    tj = json.loads(base_tok.backend_tokenizer.to_str())
-    if tj["model"]["type"] == "BPE" and "ByteLevel" in json.dumps(tj.get("pre_tokenizer")):
-        return "byte-level"
-    raise BailongError(
-        f"base tokenizer {source!r}: unsupported family (model {tj['model']['type']}); bailong extends SentencePiece "
-        "BPE tokenizers with byte fallback (Llama 2, Mistral v1) and byte-level BPE tokenizers (Llama 3, Qwen, SmolLM2)"
-    )
+    def _add(self, token: str, merge) -> None:
+        super()._add(token, merge)
+        self.rank[token] = (-self.next_score, self.vocab[token])
+        self.next_score -= 1.0
+
+    def token_of(self, text: str) -> str:
+        return text
+
+    def missing_symbols(self, text: str) -> list[str]:
+        return list(dict.fromkeys(ch for ch in text if ch not in self.vocab))
+
+    def encode_word(self, text: str, extra: set[str] = frozenset()) -> list[str]:
+        vocab = self.vocab
+
+        def rank(a: str, b: str):
+            if (a not in vocab and a not in extra) or (b not in vocab and b not in extra):
+                return None  # a byte-fallback character merges nothing
+            return self.rank.get(a + b)
+
+        return bpe_encode(list(text), rank)
+
+    @property
+    def scores(self) -> list[float]:
+        return [-self.rank[token][0] for token in self.extension.tokens]
 
 
 def extend_sentencepiece(source: str, base_tok, candidates: list[str], budget: int, out: Path) -> ExtendedTokenizer:
-    """Appends pieces to the base SentencePiece model with distinct, decreasing scores below every base piece, and
-    writes the HF tokenizer.json with merges ranked as sentencepiece ranks them (by score): both encode alike."""
+    """Appends pieces to the base SentencePiece model and writes both the .model and the HF tokenizer.json."""
     from sentencepiece import sentencepiece_model_pb2 as pb
 
     sp_file = sentencepiece_file(source)
@@ -97,7 +104,7 @@ def extend_sentencepiece(source: str, base_tok, candidates: list[str], budget: i
     tokenizer_config["tokenizer_class"] = "TokenizersBackend"
     (out / "tokenizer_config.json").write_text(json.dumps(tokenizer_config, ensure_ascii=False, indent=2), "utf-8")
     tokenizer = load_tokenizer(str(out))
-    return ExtendedTokenizer(tokenizer, extension, "sentencepiece", len(base_tok), model_file, sp_file)
+    return ExtendedTokenizer(tokenizer, extension, FAMILY, len(base_tok), model_file, sp_file)
 
 
 def sentencepiece_merge_order(model: dict, scores: dict[str, float]) -> list:
@@ -114,37 +121,3 @@ def sentencepiece_merge_order(model: dict, scores: dict[str, float]) -> list:
         return (-scores[left + right], -len(left), model["vocab"][left + right])
 
     return sorted(model["merges"], key=key)
-
-
-def extend_byte_level(base_tok, candidates: list[str], budget: int, out: Path) -> ExtendedTokenizer:
-    """Appends vocabulary entries and merges to the base's tokenizer.json; everything else is the base's."""
-    backend = base_tok.backend_tokenizer
-    tokenizer_json = json.loads(backend.to_str())
-    vocabulary = ByteLevelVocabulary(tokenizer_json, backend.pre_tokenizer)
-    extension = vocabulary.extend(candidates, budget)
-    base_tok.save_pretrained(out)
-    extended = append_to_tokenizer_json(tokenizer_json, vocabulary)
-    (out / "tokenizer.json").write_text(json.dumps(extended, ensure_ascii=False), encoding="utf-8")
-    tokenizer = load_tokenizer(str(out))
-    return ExtendedTokenizer(tokenizer, extension, "byte-level", len(base_tok))
-
-
-def known_texts(family: Family, base_tok) -> set[str]:
-    """Texts that are already one token of the base (so never candidates)."""
-    if family == "sentencepiece":
-        return set(base_tok.get_vocab())
-    known = set()
-    for token in base_tok.get_vocab():
-        try:
-            known.add(byte_level_text(token).decode("utf-8"))
-        except (KeyError, UnicodeDecodeError):
-            continue
-    return known
-
-
-def char_cost(family: Family, base_tok):
-    """A function telling how many base tokens one character takes."""
-    if family == "sentencepiece":
-        vocab = base_tok.get_vocab()
-        return lambda ch: 1 if ch in vocab else len(ch.encode("utf-8"))
-    return lambda ch: len(base_tok(ch, add_special_tokens=False)["input_ids"])
