@@ -159,6 +159,7 @@ class SpeedTask(TaskBase):
     for every model, timed after a warm-up."""
 
     type: Literal["speed"]
+    """speed: characters and tokens per second of greedy generation on fixed TC prompts"""
     prompts: ExistingFile | None = Field(
         None, description="prompts, one a line; default: five TC sentence openings shipped with bailong"
     )
