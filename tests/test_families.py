@@ -69,6 +69,7 @@ def test_report_every_guarantee(family_run):
     for key in ("english_ids_unchanged", "all_new_pieces_reachable", "roundtrip_ok", "base_tokens_kept"):
         assert report[key] is True, key
     assert report["special_token_ids_kept"] is True and report["chat_template_kept"] is True
+    assert report["special_tokens_added_kept"] is True
     assert report["tokens_per_char_after"] < 0.95 * report["tokens_per_char_before"]
     ckpt = report["checkpoint"]
     assert ckpt["tied_embeddings"] is tied and ckpt["spare_rows_filled"] == min(rows - size, NEW_TOKENS)
@@ -157,7 +158,10 @@ def test_checks_catch_a_moved_added_token_a_moved_bos_and_another_template(famil
     kept = check_base_kept(base, AutoTokenizer.from_pretrained(tmp_path))
     if name in ("llama3", "qwen"):  # their special tokens live only in added_tokens
         assert kept["base_tokens_kept"] is False and kept["special_token_ids_kept"] is False
-        assert kept["chat_template_kept"] is False and len(kept["failures"]) == 3
+        assert kept["chat_template_kept"] is False
+        # Llama 3 puts its (moved) BOS before every text; Qwen adds nothing around a text
+        assert kept["special_tokens_added_kept"] is (name == "qwen")
+        assert len(kept["failures"]) == 3 + (name == "llama3")
     else:
         assert kept["failures"] == []
     new = AutoTokenizer.from_pretrained(out)
@@ -167,6 +171,31 @@ def test_checks_catch_a_moved_added_token_a_moved_bos_and_another_template(famil
     new.bos_token = new.eos_token
     kept = check_base_kept(base, new)
     assert kept["special_token_ids_kept"] is (base.bos_token_id == base.eos_token_id)
+
+
+def test_a_sentencepiece_folder_base_keeps_its_bos(tmp_path):
+    """A Llama 2 / Mistral v1 folder (tokenizer.json beside tokenizer.model), which transformers loads with
+    add_bos_token off: the extended tokenizer still puts the base's BOS before every text."""
+    import shutil
+
+    from bailong.loading.tokenizers import load_tokenizer
+    from helpers import DEMO_DATA, MISTRAL_V1
+
+    base_dir = tmp_path / "base"
+    load_tokenizer(str(MISTRAL_V1)).save_pretrained(base_dir)
+    shutil.copy(MISTRAL_V1, base_dir / "tokenizer.model")
+    base = load_tokenizer(str(base_dir))
+    cfg = {
+        "model": {"tokenizer": str(base_dir)},
+        "data": {"files": [str(DEMO_DATA / "tc_corpus.txt")]},
+        "vocab": {"new_tokens": 100},
+        "output_dir": str(tmp_path / "out"),
+    }
+    result = run_cli("extend-vocab", write_config(tmp_path / "extend.yaml", cfg))
+    assert result.code == 0, result.stderr
+    new = AutoTokenizer.from_pretrained(tmp_path / "out")
+    assert new("Hello world")["input_ids"] == base("Hello world")["input_ids"] == [1, 22557, 1526]
+    assert read_report(tmp_path / "out")["special_tokens_added_kept"] is True
 
 
 @pytest.mark.slow

@@ -1,5 +1,6 @@
 """What an extended tokenizer must keep of its base, checked on every run: every token (normal, added or special)
-keeps its id and text, BOS/EOS/PAD/UNK keep their ids, and the chat template renders a sample conversation to the same
+keeps its id and text, BOS/EOS/PAD/UNK keep their ids, the special tokens the tokenizer adds around a text (a BOS
+before it, say) stay the same, and the chat template renders a sample conversation to the same
 text with its special tokens encoded to the same ids."""
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ SAMPLE_CONVERSATION = [
     {"role": "user", "content": "And its tallest building?"},
 ]
 SPECIAL_IDS = ("bos_token_id", "eos_token_id", "pad_token_id", "unk_token_id")
+PLAIN_TEXT = "Hello world"  # no new piece touches it: with special tokens it must encode as the base encodes it
 
 
 def _render(tokenizer, messages: list[dict]) -> str:
@@ -62,6 +64,12 @@ def check_base_kept(base_tok, new_tok) -> dict:
         key, (a, b) = next(iter(special_moved.items()))
         failures.append(f"{key} moved from {a} to {b}")
 
+    around = base_tok(PLAIN_TEXT)["input_ids"], new_tok(PLAIN_TEXT)["input_ids"]
+    if around[0] != around[1]:
+        failures.append(
+            f"the special tokens added around a text changed: {PLAIN_TEXT!r} was {around[0]}, is {around[1]}"
+        )
+
     chat_kept = None
     base_text = render_sample(base_tok)
     if base_text is not None:
@@ -72,6 +80,7 @@ def check_base_kept(base_tok, new_tok) -> dict:
     return {
         "base_tokens_kept": not (moved or changed or encoded),
         "special_token_ids_kept": not special_moved,
+        "special_tokens_added_kept": around[0] == around[1],
         "chat_template_kept": chat_kept,
         "failures": failures,
     }

@@ -88,6 +88,8 @@ def extend_sentencepiece(source: str, base_tok, candidates: list[str], budget: i
     scores = {p.piece: p.score for p in proto.pieces}
     tokenizer_json = json.loads((out / "tokenizer.json").read_text(encoding="utf-8"))
     tokenizer_json["model"]["merges"] = sentencepiece_merge_order(tokenizer_json["model"], scores)
+    # the base's BOS/EOS around a text: transformers loads a folder with a tokenizer.model with add_bos_token off
+    tokenizer_json["post_processor"] = json.loads(base_tok.backend_tokenizer.to_str()).get("post_processor")
     if proto.normalizer_spec.add_dummy_prefix:
         # sentencepiece prefixes "▁" to every text; HF's Metaspace skips texts that start with a space
         tokenizer_json["normalizer"] = {
