@@ -92,6 +92,7 @@ def _quiet_libraries(debug: bool) -> None:
         "peft",
         "kernels",
         "gguf",
+        "httpx",  # the judge client logs every request at INFO
     )
     for name in libraries:
         logging.getLogger(name).setLevel(logging.INFO if debug else logging.ERROR)
