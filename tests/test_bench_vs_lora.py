@@ -55,3 +55,26 @@ def test_bench_generation_speed_prints_a_row_per_model(tmp_path):
     for model, row in zip(models, rows):
         cells = [c.strip() for c in row.split("|")]
         assert cells[0] == model and int(cells[1]) >= 12 and float(cells[4]) > 0 and float(cells[5]) > 0
+
+
+def test_check_demo_fails_when_the_pretrained_model_is_not_below_its_base(tmp_path):
+    """CI's check of the README's demo claims (scripts/check_demo.py) on results.json files shaped like eval's."""
+    script = ROOT / "scripts" / "check_demo.py"
+
+    def check(pretrained_bpc: float) -> subprocess.CompletedProcess:
+        results = {
+            "base": {"bpc": 8.7, "chars_per_s": 2.0},
+            "pretrained": {"bpc": pretrained_bpc, "chars_per_s": 6.0},
+            "sft": {"bpc": 8.9, "chars_per_s": 5.0},
+        }
+        path = tmp_path / "results.json"
+        path.write_text(json.dumps(results), encoding="utf-8")
+        return subprocess.run([sys.executable, str(script), str(path)], capture_output=True, text=True, timeout=60)
+
+    good, bad = check(8.4), check(8.8)
+    assert good.returncode == 0 and "ok     held-out bits per character: pretrained 8.400, base 8.700" in good.stdout
+    assert bad.returncode == 1 and "FAILED held-out bits per character" in bad.stdout
+    missing = subprocess.run(
+        [sys.executable, str(script), str(tmp_path / "none.json")], capture_output=True, text=True, timeout=60
+    )
+    assert missing.returncode == 2 and "run `make demo` first" in missing.stderr

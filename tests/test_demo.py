@@ -21,7 +21,7 @@ def test_demo_extend_vocab_console_script(tmp_path):
     )
     assert proc.returncode == 0, proc.stderr
     report = json.loads((tmp_path / "out" / "extend_vocab_report.json").read_text(encoding="utf-8"))
-    assert report["tokens_added"] == 2000
+    assert report["tokens_added"] == 4000
     assert report["tokens_per_char_after"] < 0.6 * report["tokens_per_char_before"]
     assert "tokens_per_char_after" in proc.stdout
     assert (tmp_path / "out" / "bailong_extension.json").exists()
