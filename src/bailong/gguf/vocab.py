@@ -112,7 +112,8 @@ def sentencepiece_vocab(sp_model: Path, tokenizer, rows: int) -> GgufVocab:
             types.append(gguf.TokenType.CONTROL if added.special else gguf.TokenType.USER_DEFINED)
             scores.append(-1000.0)
     padded(tokens, types, rows, scores)
-    return GgufVocab("llama", tokens, types, scores=scores)
+    space_prefix = proto.normalizer_spec.add_dummy_prefix  # false for Gemma's tokenizer.model
+    return GgufVocab("llama", tokens, types, scores=scores, add_space_prefix=space_prefix)
 
 
 def is_sentencepiece_json(tokenizer_json: dict) -> bool:
