@@ -116,6 +116,13 @@ def test_gguf_bad_input(tied_lora_run, tmp_path):
     assert "does not support the architecture Phi3ForCausalLM" in other.stderr
     for supported in ("LlamaForCausalLM", "MistralForCausalLM", "Gemma3ForCausalLM", "Qwen2ForCausalLM"):
         assert supported in other.stderr
+    # a supported architecture with a rope the GGUF cannot express (Qwen2.5's YaRN for long context)
+    yarn = {"rope_type": "yarn", "factor": 4.0, "rope_theta": 1e6, "original_max_position_embeddings": 32768}
+    config = {"model_type": "qwen2", "architectures": ["Qwen2ForCausalLM"], "rope_parameters": yarn}
+    (base / "config.json").write_text(json.dumps(config))
+    long_context = run_cli("export", run, "--format", "gguf", "--out", tmp_path / "out")
+    assert long_context.code == 2 and len(error_lines(long_context)) == 1, long_context.stderr
+    assert "does not support rope_type 'yarn' for Qwen2" in long_context.stderr
     assert not (tmp_path / "out").exists()
 
 

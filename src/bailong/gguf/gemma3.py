@@ -17,7 +17,8 @@ def rope_by_layer_type(config) -> tuple[dict, dict]:
     """(global, local) rope parameters: transformers 5 keeps one set per attention type."""
     rope = dict(getattr(config, "rope_parameters", None) or {})
     full = rope.get("full_attention", rope)
-    return check_rope(full, ROPE_TYPES), check_rope(rope.get("sliding_attention", {}), ("default",))
+    local = rope.get("sliding_attention", {})
+    return check_rope(full, ROPE_TYPES, "Gemma 3"), check_rope(local, ("default",), "Gemma 3's local layers")
 
 
 def add_hparams(writer, config) -> None:

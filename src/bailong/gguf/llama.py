@@ -11,7 +11,7 @@ ROPE_TYPES = ("default", "linear", "llama3")
 
 
 def check(config) -> dict:
-    return check_rope(getattr(config, "rope_parameters", None), ROPE_TYPES)
+    return check_rope(getattr(config, "rope_parameters", None), ROPE_TYPES, "Llama")
 
 
 def add_hparams(writer, config) -> None:

@@ -9,7 +9,7 @@ ROPE_TYPES = ("default", "linear")
 
 
 def check(config) -> dict:
-    return check_rope(getattr(config, "rope_parameters", None), ROPE_TYPES)
+    return check_rope(getattr(config, "rope_parameters", None), ROPE_TYPES, "Qwen2")
 
 
 def add_hparams(writer, config) -> None:

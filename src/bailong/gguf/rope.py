@@ -5,14 +5,14 @@ from __future__ import annotations
 from bailong.errors import BailongError
 
 
-def check_rope(rope_parameters, allowed: tuple[str, ...]) -> dict:
+def check_rope(rope_parameters, allowed: tuple[str, ...], architecture: str) -> dict:
     """The rope parameters, or one line when their rope type has no GGUF form here."""
     rope = dict(rope_parameters or {})
     rope_type = rope.get("rope_type", "default")
     if rope_type not in allowed:
         raise BailongError(
-            f"--format gguf does not support rope_type {rope_type!r} here; it writes {', '.join(allowed)} rope; use "
-            "--format hf and convert with llama.cpp's convert_hf_to_gguf.py"
+            f"--format gguf does not support rope_type {rope_type!r} for {architecture} (it writes "
+            f"{', '.join(allowed)}); use --format hf and convert with llama.cpp's convert_hf_to_gguf.py"
         )
     return rope
 
