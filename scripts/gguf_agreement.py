@@ -1,7 +1,8 @@
 """How closely llama.cpp follows the HF export of a run: tokenization of held-out TC and English text, and greedy
 tokens from the f32 and q8_0 GGUF exports against transformers on the merged HF export. Prints one table.
 
-Run (after `make demo`, with the gguf-check extra installed):
+Run (after `make demo`, with the gguf-check extra installed; any pretrain or sft run of a supported architecture,
+Gemma 3 and Qwen2 included):
     python scripts/gguf_agreement.py runs/demo/sft [--prompts 20] [--tokens 16]
 """
 

@@ -24,3 +24,12 @@ def real_tokenizers(tmp_path_factory):
         return built[name]
 
     return get
+
+
+@pytest.fixture(scope="session")
+def gemma3_run(tmp_path_factory):
+    """The real Gemma 3 270M, extended and pretrained a few steps (helpers.extended_gemma3_run): a few minutes, so
+    built once per session for test_gemma3 and the llama.cpp checks."""
+    from helpers import extended_gemma3_run
+
+    return extended_gemma3_run(tmp_path_factory.mktemp("gemma3"))

@@ -164,3 +164,39 @@ def signal_at(command: list[str], sig: int, *, after: float = 0.0, when=None, ti
     stdout, stderr = proc.communicate(timeout=timeout)
     proc.stdout, proc.stderr = stdout, stderr
     return proc
+
+
+def corpus_slice(path: Path, lines: int, name: str = "tc/drcd_dev_paragraphs.txt") -> Path:
+    source = shared_file(name)
+    path.write_text("".join(source.open(encoding="utf-8").readlines()[:lines]), encoding="utf-8")
+    return path
+
+
+GEMMA3_NEW_TOKENS = 1000
+
+
+def extended_gemma3_run(tmp: Path) -> dict[str, Path]:
+    """The real Gemma 3 270M extended with GEMMA3_NEW_TOKENS TC pieces (zip-tie) on a corpus slice, then 3 LoRA
+    pretrain steps on short blocks: {"extended", "run", "corpus"} (the `gemma3_run` fixture builds it once)."""
+    corpus = corpus_slice(tmp / "tc.txt", 400)
+    held_out = corpus_slice(tmp / "held.txt", 2, "tc/drcd_test_seen_titles_paragraphs.txt")
+    cfg = {
+        "model": {"name_or_path": "gemma-3-270m"},
+        "data": {"files": [str(corpus)], "validation": 0.05},
+        "vocab": {"new_tokens": GEMMA3_NEW_TOKENS},
+        "output_dir": str(tmp / "extended"),
+    }
+    result = run_cli("extend-vocab", write_config(tmp / "e.yaml", cfg))
+    assert result.code == 0, result.stderr
+    pretrain = {
+        "model": {"name_or_path": str(tmp / "extended")},
+        "quantization": {"mode": "none"},
+        "lora": {"r": 4, "alpha": 8, "dropout": 0.0},
+        "data": {"files": [str(corpus)], "validation_files": [str(held_out)], "block_size": 64},
+        "train": {"max_steps": 3, "batch_size": 1, "save_steps": 3, "logging_steps": 1, "learning_rate": 1e-3,
+                  "gradient_checkpointing": False},
+        "output_dir": str(tmp / "run"),
+    }  # fmt: skip
+    result = run_cli("pretrain", write_config(tmp / "p.yaml", pretrain))
+    assert result.code == 0, result.stderr
+    return {"extended": tmp / "extended", "run": tmp / "run", "corpus": corpus}

@@ -104,16 +104,25 @@ def test_gguf_bad_input(tied_lora_run, tmp_path):
     not_a_run = run_cli("export", DEMO_DATA, "--format", "gguf")
     assert not_a_run.code == 2 and len(error_lines(not_a_run)) == 1
     assert "not a finished bailong training run" in not_a_run.stderr and "pretrain or sft run" in not_a_run.stderr
-    # a run whose base is a Qwen2 model: refused from the base's config, before any merge
-    base = tmp_path / "qwen2"
+    # a run whose base is a Phi-3 model: refused from the base's config, before any merge
+    base = tmp_path / "phi3"
     base.mkdir()
-    (base / "config.json").write_text(json.dumps({"model_type": "qwen2", "architectures": ["Qwen2ForCausalLM"]}))
+    (base / "config.json").write_text(json.dumps({"model_type": "phi3", "architectures": ["Phi3ForCausalLM"]}))
     run = tmp_path / "run"
     run.mkdir()
     (run / "bailong_run.json").write_text(json.dumps({"base_model": str(base), "adapter": "adapter"}))
     other = run_cli("export", run, "--format", "gguf", "--out", tmp_path / "out")
     assert other.code == 2 and len(error_lines(other)) == 1, other.stderr
-    assert "does not support the architecture Qwen2ForCausalLM" in other.stderr and "LlamaForCausalLM" in other.stderr
+    assert "does not support the architecture Phi3ForCausalLM" in other.stderr
+    for supported in ("LlamaForCausalLM", "MistralForCausalLM", "Gemma3ForCausalLM", "Qwen2ForCausalLM"):
+        assert supported in other.stderr
+    # a supported architecture with a rope the GGUF cannot express (Qwen2.5's YaRN for long context)
+    yarn = {"rope_type": "yarn", "factor": 4.0, "rope_theta": 1e6, "original_max_position_embeddings": 32768}
+    config = {"model_type": "qwen2", "architectures": ["Qwen2ForCausalLM"], "rope_parameters": yarn}
+    (base / "config.json").write_text(json.dumps(config))
+    long_context = run_cli("export", run, "--format", "gguf", "--out", tmp_path / "out")
+    assert long_context.code == 2 and len(error_lines(long_context)) == 1, long_context.stderr
+    assert "does not support rope_type 'yarn' for Qwen2" in long_context.stderr
     assert not (tmp_path / "out").exists()
 
 

@@ -9,71 +9,43 @@ import sys
 import pytest
 import torch
 
-from helpers import DEMO_DATA, ROOT, read_report, run_cli, shared_file, write_config
+from helpers import DEMO_DATA, GEMMA3_NEW_TOKENS, ROOT, read_report, run_cli, write_config
 
 pytestmark = pytest.mark.slow  # end to end on a 270M model
 
-NEW_TOKENS = 1000
 
-
-def corpus_slice(path, lines: int, name: str = "tc/drcd_dev_paragraphs.txt"):
-    source = shared_file(name)
-    path.write_text("".join(source.open(encoding="utf-8").readlines()[:lines]), encoding="utf-8")
-    return path
-
-
-def test_gemma3_extend_pretrain_export_chat_sft_serve(tmp_path):
+def test_gemma3_extend_pretrain_export_chat_sft_serve(gemma3_run, tmp_path):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from bailong.config import ModelConfig
     from bailong.loading import load_model
     from bailong.loading.sources import embedded_checkpoint
 
-    corpus = corpus_slice(tmp_path / "tc.txt", 400)
-    held_out = corpus_slice(tmp_path / "held.txt", 2, "tc/drcd_test_seen_titles_paragraphs.txt")
-    cfg = {
-        "model": {"name_or_path": "gemma-3-270m"},
-        "data": {"files": [str(corpus)], "validation": 0.05},
-        "vocab": {"new_tokens": NEW_TOKENS},
-        "output_dir": str(tmp_path / "extended"),
-    }
-    result = run_cli("extend-vocab", write_config(tmp_path / "e.yaml", cfg))
-    assert result.code == 0, result.stderr
-    report = read_report(tmp_path / "extended")
-    assert report["family"] == "sentencepiece-json" and report["tokens_added"] == NEW_TOKENS
+    extended, run = gemma3_run["extended"], gemma3_run["run"]
+    report = read_report(extended)
+    assert report["family"] == "sentencepiece-json" and report["tokens_added"] == GEMMA3_NEW_TOKENS
     for key in ("base_tokens_kept", "special_token_ids_kept", "chat_template_kept", "english_ids_unchanged"):
         assert report[key] is True, key
     assert report["checkpoint"]["tied_embeddings"] is True
-    assert report["checkpoint"]["embedding_rows"] == 262144 + NEW_TOKENS
+    assert report["checkpoint"]["embedding_rows"] == 262144 + GEMMA3_NEW_TOKENS
 
     # The extended model keeps the base's logits on English (old rows untouched; Gemma scales every row alike).
     base_dir = embedded_checkpoint("gemma-3-270m")
-    tok = AutoTokenizer.from_pretrained(tmp_path / "extended")
+    tok = AutoTokenizer.from_pretrained(extended)
     english = tok("The weather in the harbour town was mild.", return_tensors="pt").input_ids
     with torch.no_grad():
-        extended_logits = AutoModelForCausalLM.from_pretrained(tmp_path / "extended")(english).logits
+        extended_logits = AutoModelForCausalLM.from_pretrained(extended)(english).logits
         base_logits = AutoModelForCausalLM.from_pretrained(base_dir)(english).logits
     assert torch.allclose(extended_logits[..., :262144], base_logits, atol=1e-3)
 
-    pretrain = {
-        "model": {"name_or_path": str(tmp_path / "extended")},
-        "quantization": {"mode": "none"},
-        "lora": {"r": 4, "alpha": 8, "dropout": 0.0},
-        "data": {"files": [str(corpus)], "validation_files": [str(held_out)], "block_size": 64},
-        "train": {"max_steps": 3, "batch_size": 1, "save_steps": 3, "logging_steps": 1, "learning_rate": 1e-3,
-                  "gradient_checkpointing": False},
-        "output_dir": str(tmp_path / "run"),
-    }  # fmt: skip
-    result = run_cli("pretrain", write_config(tmp_path / "p.yaml", pretrain))
-    assert result.code == 0, result.stderr
-    rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows if "loss" in r] == [1, 2, 3]
 
-    result = run_cli("export", tmp_path / "run")
+    result = run_cli("export", run)
     assert result.code == 0, result.stderr
-    merged_dir = tmp_path / "run" / "run-merged"
+    merged_dir = run / "run-merged"
     merged = AutoModelForCausalLM.from_pretrained(merged_dir)
-    on_base = load_model(ModelConfig(name_or_path=str(tmp_path / "run")))  # the run: base + adapter
+    on_base = load_model(ModelConfig(name_or_path=str(run)))  # the run: base + adapter
     on_base.eval()
     ids = tok(["台灣的首都是臺北，也是最大的城市。"], return_tensors="pt").input_ids
     assert ids.max() >= 262144  # the new tokens are read
@@ -93,7 +65,7 @@ def test_gemma3_extend_pretrain_export_chat_sft_serve(tmp_path):
     assert chat.stdout.strip()
 
     sft = {
-        "model": {"name_or_path": str(tmp_path / "run")},  # the pretrain run: its adapter trains on
+        "model": {"name_or_path": str(run)},  # the pretrain run: its adapter trains on
         "quantization": {"mode": "none"},
         "lora": {"r": 4, "alpha": 8, "dropout": 0.0},
         "data": {"files": [str(DEMO_DATA / "sft_chat.jsonl")], "validation": 0, "max_length": 128},

@@ -1,11 +1,14 @@
 """The real llama.cpp (llama-cpp-python built from source, the `gguf-check` extra) reads bailong's GGUF exports of
-extended runs, byte-level BPE (SmolLM2) and SentencePiece (a tiny Llama with Mistral v1's tokenizer): it tokenizes
-held-out TC and English text to the HF export's ids, its vocabulary is the embedding's rows with every new piece one
-token, and an f32 export generates greedily what transformers generates on the HF export."""
+extended runs, one per architecture and tokenizer family: SmolLM2 (byte-level BPE), a tiny Llama with Mistral v1's
+SentencePiece model, the real Gemma 3 270M (a SentencePiece-style tokenizer.json, no tokenizer.model) and a tiny Qwen2
+with Qwen2.5's tokenizer (byte-level BPE, q/k/v biases). llama.cpp tokenizes held-out TC and English text to the HF
+export's ids, its vocabulary is the embedding's rows with every new piece one token, and an f32 export generates
+greedily what transformers generates on the HF export."""
 
 import json
 
 import pytest
+import torch
 from transformers import AutoModelForCausalLM
 
 from bailong.gguf.check import llama_cpp_greedy, llama_cpp_tokenize, open_gguf, transformers_greedy
@@ -31,10 +34,7 @@ def export_both(run, out):
     return {"hf": out / "hf", "gguf": out / "gguf" / "run-f32.gguf"}
 
 
-@pytest.fixture(scope="module")
-def exports(tmp_path_factory):
-    """Both families, extended and trained a few steps with LoRA on embeddings and head (untied on export)."""
-    tmp = tmp_path_factory.mktemp("smollm2")
+def smollm2_run(tmp):
     cfg = {
         "model": {"name_or_path": "smollm2-135m-instruct"},
         "data": {"files": [str(DEMO_DATA / "tc_corpus.txt")], "validation": 0},
@@ -42,10 +42,75 @@ def exports(tmp_path_factory):
         "output_dir": str(tmp / "extended"),
     }
     assert run_cli("extend-vocab", write_config(tmp / "extend.yaml", cfg)).code == 0
-    smollm2 = train_tiny(tmp / "extended", tmp / "run", steps=2)
-    mistral_tmp = tmp_path_factory.mktemp("mistral")
-    mistral = train_tiny(extended_tiny_llama(mistral_tmp)["tied"], mistral_tmp / "run", steps=2)
-    return {"byte-level": export_both(smollm2, tmp), "sentencepiece": export_both(mistral, mistral_tmp)}
+    return train_tiny(tmp / "extended", tmp / "run", steps=2)
+
+
+def tiny_qwen2(path, tokenizer_dir):
+    """A tiny random Qwen2 (tied, as Qwen2.5 0.5B) of Qwen2.5's vocabulary and spare rows, with random q/k/v biases so
+    that a dropped or misplaced bias changes the tokens."""
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    tok = load_tokenizer(str(tokenizer_dir))
+    config = Qwen2Config(
+        vocab_size=151936,
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=512,
+        tie_word_embeddings=True,
+        eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.pad_token_id,
+    )
+    torch.manual_seed(0)
+    model = Qwen2ForCausalLM(config)
+    with torch.no_grad():
+        for layer in model.model.layers:
+            for proj in (layer.self_attn.q_proj, layer.self_attn.k_proj, layer.self_attn.v_proj):
+                proj.bias.normal_(0.0, 0.5)
+    model.save_pretrained(path)
+    tok.save_pretrained(path)
+    return path
+
+
+def qwen2_run(tmp, tokenizer_dir):
+    base = tiny_qwen2(tmp / "base", tokenizer_dir)
+    cfg = {
+        "model": {"name_or_path": str(base)},
+        "data": {"files": [str(DEMO_DATA / "tc_corpus.txt")], "validation": 0},
+        "vocab": {"new_tokens": 300},
+        "output_dir": str(tmp / "extended"),
+    }
+    result = run_cli("extend-vocab", write_config(tmp / "extend.yaml", cfg))
+    assert result.code == 0, result.stderr
+    return train_tiny(tmp / "extended", tmp / "run", steps=2)
+
+
+FAMILIES = ["byte-level", "sentencepiece", "gemma3", "qwen2"]
+
+
+@pytest.fixture(scope="module")
+def exports(tmp_path_factory, request, real_tokenizers):
+    """Each family's run (extended, trained a few steps with LoRA on embeddings and head: untied on export), exported
+    as HF and as an f32 GGUF on first use."""
+    built = {}
+
+    def get(family: str):
+        if family not in built:
+            tmp = tmp_path_factory.mktemp(family)
+            if family == "byte-level":
+                run = smollm2_run(tmp)
+            elif family == "sentencepiece":
+                run = train_tiny(extended_tiny_llama(tmp)["tied"], tmp / "run", steps=2)
+            elif family == "gemma3":
+                run = request.getfixturevalue("gemma3_run")["run"]
+            else:
+                run = qwen2_run(tmp, real_tokenizers("qwen"))
+            built[family] = export_both(run, tmp)
+        return built[family]
+
+    return get
 
 
 def held_out_texts() -> list[str]:
@@ -55,10 +120,10 @@ def held_out_texts() -> list[str]:
     return [t for t in drcd if t.strip()] + turns
 
 
-@pytest.mark.parametrize("family", ["byte-level", "sentencepiece"])
+@pytest.mark.parametrize("family", FAMILIES)
 def test_llama_cpp_tokenizes_like_the_hf_export(exports, family):
-    tokenizer = load_tokenizer(str(exports[family]["hf"]))
-    llm = open_gguf(exports[family]["gguf"], vocab_only=True)
+    tokenizer = load_tokenizer(str(exports(family)["hf"]))
+    llm = open_gguf(exports(family)["gguf"], vocab_only=True)
     texts = held_out_texts()
     assert len(texts) > 900
     for with_bos in (False, True):
@@ -71,13 +136,13 @@ def test_llama_cpp_tokenizes_like_the_hf_export(exports, family):
     llm.close()
 
 
-@pytest.mark.parametrize("family", ["byte-level", "sentencepiece"])
+@pytest.mark.parametrize("family", FAMILIES)
 def test_vocabulary_is_the_embedding_and_every_new_piece_one_token(exports, family):
     import llama_cpp
 
-    hf = exports[family]["hf"]
+    hf = exports(family)["hf"]
     rows = json.loads((hf / "config.json").read_text())["vocab_size"]
-    llm = open_gguf(exports[family]["gguf"], vocab_only=True)
+    llm = open_gguf(exports(family)["gguf"], vocab_only=True)
     assert llm.n_vocab() == rows
     tokenizer = load_tokenizer(str(hf))
     new_ids = json.loads((hf / "bailong_extension.json").read_text())["new_token_ids"]
@@ -96,11 +161,11 @@ def test_vocabulary_is_the_embedding_and_every_new_piece_one_token(exports, fami
     llm.close()
 
 
-@pytest.mark.parametrize("family", ["byte-level", "sentencepiece"])
+@pytest.mark.parametrize("family", FAMILIES)
 def test_f32_generates_like_transformers(exports, family):
-    tokenizer = load_tokenizer(str(exports[family]["hf"]))
-    model = AutoModelForCausalLM.from_pretrained(exports[family]["hf"]).eval()
-    llm = open_gguf(exports[family]["gguf"])
+    tokenizer = load_tokenizer(str(exports(family)["hf"]))
+    model = AutoModelForCausalLM.from_pretrained(exports(family)["hf"]).eval()
+    llm = open_gguf(exports(family)["gguf"])
     for prompt in PROMPTS:
         ids = tokenizer(prompt)["input_ids"]
         assert llama_cpp_greedy(llm, ids, 16) == transformers_greedy(model, ids, 16), prompt

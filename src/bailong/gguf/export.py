@@ -13,8 +13,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bailong.errors import BailongError, WriteFailed, stop_if_interrupted
-from bailong.gguf.model import OUTTYPES, add_hparams, add_tensors, architecture_of, check_rope
-from bailong.gguf.vocab import add_vocab, byte_level_vocab, pre_tokenizer_name, sentencepiece_vocab
+from bailong.gguf.model import OUTTYPES, add_hparams, add_tensors, architecture_of, check_config
+from bailong.gguf.vocab import (
+    add_vocab,
+    byte_level_vocab,
+    is_sentencepiece_json,
+    pre_tokenizer_name,
+    sentencepiece_json_vocab,
+    sentencepiece_vocab,
+)
 from bailong.loading import extension_of, load_tokenizer, sentencepiece_file
 from bailong.loading.merge import MergedRun, base_config, merged_run, read_finished_run
 
@@ -42,8 +49,8 @@ def export_gguf(run_dir: Path, target: Path, outtype: str = "f16", overwrite: bo
     if path.exists() and not overwrite:
         raise BailongError(f"{path} exists; pass --overwrite to replace it or choose another --to")
     config = base_config(run)
-    arch = architecture_of(config)
-    check_rope(config)
+    check_config(config)
+    arch = architecture_of(config).gguf_arch
     merged = merged_run(run_dir)
     writer = gguf.GGUFWriter(path=None, arch=gguf.MODEL_ARCH_NAMES[getattr(gguf.MODEL_ARCH, arch)])
     writer.add_type(gguf.GGUFType.MODEL)
@@ -59,8 +66,8 @@ def export_gguf(run_dir: Path, target: Path, outtype: str = "f16", overwrite: bo
 
 
 def run_vocab(run_dir: Path, run: dict, tokenizer, rows: int):
-    """The GGUF vocabulary of the run's tokenizer: SentencePiece if its base has a SentencePiece model, else
-    byte-level BPE with the pre-tokenizer of the base it was extended from."""
+    """The GGUF vocabulary of the run's tokenizer: byte-level BPE with the pre-tokenizer of the base it was extended
+    from; SentencePiece from the base's SentencePiece model, or from tokenizer.json alone (Gemma 3)."""
     data = json.loads(tokenizer.backend_tokenizer.to_str())
     if "ByteLevel" in json.dumps(data.get("pre_tokenizer")):
         extension = extension_of(run["base_model"])
@@ -70,9 +77,11 @@ def run_vocab(run_dir: Path, run: dict, tokenizer, rows: int):
         sp_model = sentencepiece_file(source)
         if sp_model is not None:
             return sentencepiece_vocab(sp_model, tokenizer, rows)
+    if is_sentencepiece_json(data):
+        return sentencepiece_json_vocab(tokenizer, rows)
     raise BailongError(
-        f"{run_dir}: --format gguf writes SentencePiece tokenizers (with the base's tokenizer.model beside them) and "
-        f"byte-level BPE tokenizers; this one is a {data['model']['type']} without a tokenizer.model"
+        f"{run_dir}: --format gguf writes SentencePiece tokenizers (a tokenizer.model, or a tokenizer.json BPE with "
+        f"byte fallback) and byte-level BPE tokenizers; this one is a {data['model']['type']} of neither kind"
     )
 
 

@@ -4,6 +4,11 @@ SentencePiece (Llama 2, Mistral v1): llama.cpp's "llama" tokenizer reads the pie
 from the SentencePiece model the extension wrote (its new pieces appended with decreasing scores), so llama.cpp merges
 as sentencepiece and the HF tokenizer do.
 
+SentencePiece-style BPE given only as tokenizer.json (Gemma 3): the same "llama" tokenizer, whose scores are made
+from the ranked merges. llama.cpp joins the adjacent pair whose concatenation is the highest-scored piece, HF the pair
+with the lowest-ranked merge: a piece scored by the rank of the first merge that builds it is joined in the same order,
+the new pieces (whose merges come after the base's) below every base piece.
+
 Byte-level BPE (Llama 3, Qwen, SmolLM2): llama.cpp's "gpt2" tokenizer reads the tokens, the merges and the name of a
 pre-tokenizer (the regex that splits text before the merges). llama.cpp's converter finds that name by hashing how the
 tokenizer splits a check string that contains Han characters, so a vocabulary with new Han pieces hashes to an unknown
@@ -45,6 +50,7 @@ class GgufVocab:
     pre: str = "default"
     scores: list[float] | None = None
     merges: list[str] = field(default_factory=list)
+    add_space_prefix: bool | None = None  # written only when set (llama.cpp's default for "llama" is true)
 
 
 def pre_tokenizer_name(base_tokenizer, base_name: str) -> str:
@@ -106,7 +112,52 @@ def sentencepiece_vocab(sp_model: Path, tokenizer, rows: int) -> GgufVocab:
             types.append(gguf.TokenType.CONTROL if added.special else gguf.TokenType.USER_DEFINED)
             scores.append(-1000.0)
     padded(tokens, types, rows, scores)
-    return GgufVocab("llama", tokens, types, scores=scores)
+    space_prefix = proto.normalizer_spec.add_dummy_prefix  # false for Gemma's tokenizer.model
+    return GgufVocab("llama", tokens, types, scores=scores, add_space_prefix=space_prefix)
+
+
+def is_sentencepiece_json(tokenizer_json: dict) -> bool:
+    model = tokenizer_json["model"]
+    return model["type"] == "BPE" and bool(model.get("byte_fallback")) and "<0x00>" in model["vocab"]
+
+
+def sentencepiece_json_vocab(tokenizer, rows: int) -> GgufVocab:
+    """Pieces, types and merge-rank scores from a SentencePiece-style tokenizer.json (no tokenizer.model)."""
+    import gguf
+
+    data = json.loads(tokenizer.backend_tokenizer.to_str())
+    model = data["model"]
+    built_at: dict[str, int] = {}
+    for rank, merge in enumerate(model["merges"]):
+        left, right = merge.split(" ", 1) if isinstance(merge, str) else merge
+        built_at.setdefault(left + right, rank)
+    score_of = {piece: -float(i) for i, piece in enumerate(sorted(built_at, key=built_at.get))}
+    by_id = {tid: text for text, tid in model["vocab"].items()}
+    added = {t["id"]: t for t in data.get("added_tokens", [])}
+    tokens, types, scores = [], [], []
+    for tid in range(max([*by_id, *added]) + 1):
+        if tid in added:
+            token = added[tid]
+            # llama.cpp matches added tokens in the raw text, HF a normalized one in the normalized text
+            content = token["content"].replace("▁", " ") if token["normalized"] else token["content"]
+            tokens.append(content.encode("utf-8"))
+            types.append(gguf.TokenType.CONTROL if token["special"] else gguf.TokenType.USER_DEFINED)
+            scores.append(-1000.0)
+        elif tid in by_id:
+            piece = by_id[tid]
+            tokens.append(piece.encode("utf-8"))
+            is_byte = len(piece) == 6 and piece.startswith("<0x") and piece.endswith(">")
+            types.append(gguf.TokenType.BYTE if is_byte else gguf.TokenType.NORMAL)
+            scores.append(score_of.get(piece, 0.0))
+        else:
+            tokens.append(f"[PAD{tid}]".encode())
+            types.append(gguf.TokenType.UNUSED)
+            scores.append(-1000.0)
+    padded(tokens, types, rows, scores)
+    normalizing = json.dumps([data.get("normalizer"), data.get("pre_tokenizer")])
+    space_prefix = '"Prepend"' in normalizing or '"prepend_scheme": "first"' in normalizing
+    space_prefix = space_prefix or '"prepend_scheme": "always"' in normalizing
+    return GgufVocab("llama", tokens, types, scores=scores, add_space_prefix=space_prefix)
 
 
 def byte_level_vocab(tokenizer, pre: str, rows: int) -> GgufVocab:
@@ -143,6 +194,8 @@ def add_vocab(writer, vocab: GgufVocab, tokenizer, tokenizer_dir: Path) -> None:
     writer.add_token_types(vocab.types)
     if vocab.scores is not None:
         writer.add_token_scores(vocab.scores)
+    if vocab.add_space_prefix is not None:
+        writer.add_add_space_prefix(vocab.add_space_prefix)
     special = gguf.SpecialVocab(tokenizer_dir, load_merges=False, n_vocab=len(vocab.tokens))
     special.merges = vocab.merges
     probe = tokenizer("a")["input_ids"]
