@@ -4,7 +4,7 @@ every RMSNorm weight +1 (HF's Gemma RMSNorm multiplies by 1 + w, llama.cpp's by 
 
 from __future__ import annotations
 
-from bailong.gguf.rope import check_rope
+from bailong.gguf.rope import add_linear_scaling, check_rope
 
 ROPE_TYPES = ("default", "linear")
 
@@ -22,15 +22,11 @@ def rope_by_layer_type(config) -> tuple[dict, dict]:
 
 
 def add_hparams(writer, config) -> None:
-    import gguf
-
     full, local = rope_by_layer_type(config)
     writer.add_rope_freq_base(full.get("rope_theta", 1_000_000.0))
     if "rope_theta" in local:
         writer.add_rope_freq_base_swa(local["rope_theta"])
-    if full.get("rope_type") == "linear":
-        writer.add_rope_scaling_type(gguf.RopeScalingType.LINEAR)
-        writer.add_rope_scaling_factor(full["factor"])
+    add_linear_scaling(writer, full)
     if getattr(config, "final_logit_softcapping", None):
         writer.add_final_logit_softcapping(config.final_logit_softcapping)
     if getattr(config, "sliding_window", None) and "sliding_attention" in (getattr(config, "layer_types", None) or []):

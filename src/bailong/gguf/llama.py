@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 
-from bailong.gguf.rope import check_rope, head_dim
+from bailong.gguf.rope import add_linear_scaling, check_rope, head_dim
 
 ROPE_TYPES = ("default", "linear", "llama3")
 
@@ -15,14 +15,10 @@ def check(config) -> dict:
 
 
 def add_hparams(writer, config) -> None:
-    import gguf
-
     rope = check(config)
     writer.add_rope_freq_base(rope.get("rope_theta", 10000.0))
     writer.add_rope_dimension_count(head_dim(config))
-    if rope.get("rope_type") == "linear":
-        writer.add_rope_scaling_type(gguf.RopeScalingType.LINEAR)
-        writer.add_rope_scaling_factor(rope["factor"])
+    add_linear_scaling(writer, rope)
 
 
 def permute(weights, n_head: int, n_head_kv: int):

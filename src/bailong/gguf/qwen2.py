@@ -3,7 +3,7 @@ the q/k/v biases as tensors, q and k rows as they are (llama.cpp applies rope to
 
 from __future__ import annotations
 
-from bailong.gguf.rope import check_rope
+from bailong.gguf.rope import add_linear_scaling, check_rope
 
 ROPE_TYPES = ("default", "linear")
 
@@ -13,13 +13,9 @@ def check(config) -> dict:
 
 
 def add_hparams(writer, config) -> None:
-    import gguf
-
     rope = check(config)
     writer.add_rope_freq_base(rope.get("rope_theta", 1_000_000.0))
-    if rope.get("rope_type") == "linear":
-        writer.add_rope_scaling_type(gguf.RopeScalingType.LINEAR)
-        writer.add_rope_scaling_factor(rope["factor"])
+    add_linear_scaling(writer, rope)
 
 
 def tensor(name: str, data, config):

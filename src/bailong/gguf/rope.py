@@ -19,3 +19,12 @@ def check_rope(rope_parameters, allowed: tuple[str, ...], architecture: str) -> 
 
 def head_dim(config) -> int:
     return getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
+
+
+def add_linear_scaling(writer, rope: dict) -> None:
+    """Linear rope scaling as GGUF keys (the other rope types are written by their architecture)."""
+    import gguf
+
+    if rope.get("rope_type") == "linear":
+        writer.add_rope_scaling_type(gguf.RopeScalingType.LINEAR)
+        writer.add_rope_scaling_factor(rope["factor"])
